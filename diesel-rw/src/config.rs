@@ -1,0 +1,278 @@
+//! Building a pool: [`RwPoolBuilder`], shared by [`RwPool`](crate::RwPool) and the async pool.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use crate::consistency::Consistency;
+use crate::error::Error;
+use crate::policy::Policy;
+use crate::route::Fallback;
+use crate::url::NodeUrl;
+
+/// The environment variable holding the primary's URL, read by `from_env()`.
+pub const DATABASE_URL: &str = "DATABASE_URL";
+/// The environment variable holding the replicas' URLs, comma-separated, read by `from_env()`.
+pub const DATABASE_REPLICA_URLS: &str = "DATABASE_REPLICA_URLS";
+
+/// Everything a pool is built from.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) primary: Option<NodeUrl>,
+    pub(crate) replicas: Vec<(NodeUrl, u32)>,
+    pub(crate) policy: Policy,
+    pub(crate) consistency: Consistency,
+    pub(crate) fallback: Fallback,
+    pub(crate) max_size: u32,
+    pub(crate) replica_max_size: Option<u32>,
+    pub(crate) min_idle: Option<u32>,
+    pub(crate) connection_timeout: Duration,
+    pub(crate) replica_timeout: Duration,
+    pub(crate) eject_cooldown: Duration,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) max_lifetime: Option<Duration>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            primary: None,
+            replicas: Vec::new(),
+            policy: Policy::default(),
+            consistency: Consistency::default(),
+            fallback: Fallback::default(),
+            max_size: 10,
+            replica_max_size: None,
+            min_idle: Some(0),
+            connection_timeout: Duration::from_secs(5),
+            replica_timeout: Duration::from_millis(500),
+            eject_cooldown: Duration::from_secs(5),
+            idle_timeout: Some(Duration::from_secs(600)),
+            max_lifetime: Some(Duration::from_secs(1800)),
+        }
+    }
+}
+
+impl Config {
+    /// Validates the settings; `check_url` checks each URL for the backend.
+    pub(crate) fn validate(
+        &self,
+        check_url: impl Fn(&NodeUrl) -> Result<(), Error>,
+    ) -> Result<&NodeUrl, Error> {
+        let primary = self.primary.as_ref().ok_or_else(|| {
+            Error::Config("no primary URL: call .primary(url) on the builder".into())
+        })?;
+        check_url(primary)?;
+        for (url, _) in &self.replicas {
+            check_url(url)?;
+        }
+        if self.max_size == 0 || self.replica_max_size == Some(0) {
+            return Err(Error::Config("pool size must be at least 1".into()));
+        }
+        if let Some(min) = self.min_idle {
+            if min > self.max_size {
+                return Err(Error::Config(format!(
+                    "min_idle ({min}) is larger than max_size ({})",
+                    self.max_size
+                )));
+            }
+        }
+        if self.connection_timeout.is_zero() || self.replica_timeout.is_zero() {
+            return Err(Error::Config("timeouts must be longer than zero".into()));
+        }
+        if self.policy == Policy::Weighted
+            && self.replicas.iter().all(|(_, w)| *w == 0)
+            && !self.replicas.is_empty()
+        {
+            return Err(Error::Config(
+                "Policy::Weighted with every replica weight 0: no replica could ever be chosen"
+                    .into(),
+            ));
+        }
+        Ok(primary)
+    }
+
+    /// Parses the spec of [`RwConnection::establish`](crate::RwConnection): a plain URL, or
+    /// whitespace-separated `primary=URL` / `replica=URL` entries.
+    pub(crate) fn from_spec(spec: &str) -> Result<Self, Error> {
+        let mut config = Config::default();
+        let entries: Vec<&str> = spec.split_whitespace().collect();
+        let keyed = |e: &str| e.starts_with("primary=") || e.starts_with("replica=");
+        if !entries.iter().any(|e| keyed(e)) {
+            // A plain URL (it may contain spaces, as libpq key/value strings do).
+            config.primary = Some(NodeUrl::new(spec.trim()));
+            return Ok(config);
+        }
+        for entry in entries {
+            if let Some(url) = entry.strip_prefix("primary=") {
+                if config.primary.is_some() {
+                    return Err(Error::Config(
+                        "the connection spec names more than one `primary=`".into(),
+                    ));
+                }
+                config.primary = Some(NodeUrl::new(url));
+            } else if let Some(url) = entry.strip_prefix("replica=") {
+                config.replicas.push((NodeUrl::new(url), 1));
+            } else {
+                return Err(Error::Config(format!(
+                    "`{}` in the connection spec is neither `primary=URL` nor `replica=URL`",
+                    crate::url::redact(entry)
+                )));
+            }
+        }
+        Ok(config)
+    }
+
+    pub(crate) fn from_env() -> Result<Self, Error> {
+        let primary =
+            std::env::var(DATABASE_URL).map_err(|_| Error::MissingEnv { name: DATABASE_URL })?;
+        let mut config = Config {
+            primary: Some(NodeUrl::new(primary)),
+            ..Config::default()
+        };
+        if let Ok(replicas) = std::env::var(DATABASE_REPLICA_URLS) {
+            config.replicas = replicas
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| (NodeUrl::new(s), 1))
+                .collect();
+        }
+        Ok(config)
+    }
+}
+
+/// Builds a pool of type `P` (an [`RwPool`](crate::RwPool) or an async pool) from a primary
+/// URL, replica URLs and settings. `build()` validates everything and says what is wrong.
+///
+/// Defaults: [`Policy::RoundRobin`], [`Consistency::UnitOfWork`], [`Fallback::Primary`],
+/// 10 connections per node, no idle connections kept open ahead of need (`min_idle(Some(0))`),
+/// a 5 s checkout timeout on the primary and 500 ms on replicas, a 5 s ejection cooldown, no
+/// health check on checkout (a broken connection is found by its error).
+#[must_use = "a builder does nothing until .build()"]
+pub struct RwPoolBuilder<P> {
+    pub(crate) config: Config,
+    _pool: PhantomData<fn() -> P>,
+}
+
+impl<P> std::fmt::Debug for RwPoolBuilder<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RwPoolBuilder")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<P> Default for RwPoolBuilder<P> {
+    fn default() -> Self {
+        Self::with_config(Config::default())
+    }
+}
+
+impl<P> RwPoolBuilder<P> {
+    pub(crate) fn with_config(config: Config) -> Self {
+        RwPoolBuilder {
+            config,
+            _pool: PhantomData,
+        }
+    }
+
+    /// The primary's URL (required).
+    pub fn primary(mut self, url: impl Into<String>) -> Self {
+        self.config.primary = Some(NodeUrl::new(url));
+        self
+    }
+
+    /// Adds a replica with weight 1.
+    pub fn replica(self, url: impl Into<String>) -> Self {
+        self.replica_weighted(url, 1)
+    }
+
+    /// Adds a replica with a weight for [`Policy::Weighted`] (ignored by the other policies).
+    /// A weight of 0 never receives reads under `Policy::Weighted`.
+    pub fn replica_weighted(mut self, url: impl Into<String>, weight: u32) -> Self {
+        self.config.replicas.push((NodeUrl::new(url), weight));
+        self
+    }
+
+    /// Adds several replicas with weight 1.
+    pub fn replicas<I, S>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        for url in urls {
+            self = self.replica(url);
+        }
+        self
+    }
+
+    /// How reads choose a replica. Default [`Policy::RoundRobin`].
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.config.policy = policy;
+        self
+    }
+
+    /// How long reads stick to the primary after a write. Default [`Consistency::UnitOfWork`].
+    pub fn consistency(mut self, consistency: Consistency) -> Self {
+        self.config.consistency = consistency;
+        self
+    }
+
+    /// What a read does when no replica is available. Default [`Fallback::Primary`].
+    pub fn fallback(mut self, fallback: Fallback) -> Self {
+        self.config.fallback = fallback;
+        self
+    }
+
+    /// Maximum connections per node (the primary's pool, and each replica's unless
+    /// [`replica_max_size`](Self::replica_max_size) is set). Default 10.
+    pub fn max_size(mut self, max_size: u32) -> Self {
+        self.config.max_size = max_size;
+        self
+    }
+
+    /// Maximum connections of each replica's pool. Default: `max_size`.
+    pub fn replica_max_size(mut self, max_size: u32) -> Self {
+        self.config.replica_max_size = Some(max_size);
+        self
+    }
+
+    /// Idle connections each node's pool keeps open. `None` keeps `max_size` open. Default
+    /// `Some(0)`: connections open on demand.
+    pub fn min_idle(mut self, min_idle: Option<u32>) -> Self {
+        self.config.min_idle = min_idle;
+        self
+    }
+
+    /// How long a checkout from the primary waits for a connection. Default 5 s. When it
+    /// expires, the call fails with [`Error::PrimaryUnavailable`].
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connection_timeout = timeout;
+        self
+    }
+
+    /// How long a checkout from a replica waits before the replica is ejected and the read
+    /// goes elsewhere. Default 500 ms.
+    pub fn replica_timeout(mut self, timeout: Duration) -> Self {
+        self.config.replica_timeout = timeout;
+        self
+    }
+
+    /// How long an ejected replica is skipped before a read probes it again. Default 5 s.
+    pub fn eject_cooldown(mut self, cooldown: Duration) -> Self {
+        self.config.eject_cooldown = cooldown;
+        self
+    }
+
+    /// Idle connections are closed after this long. Default 10 minutes.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// Connections are closed after this long in total. Default 30 minutes.
+    pub fn max_lifetime(mut self, lifetime: Option<Duration>) -> Self {
+        self.config.max_lifetime = lifetime;
+        self
+    }
+}

@@ -1,0 +1,141 @@
+//! The one error type of diesel-rw.
+//!
+//! Every variant says what happened and what to do about it. Functions that return diesel's
+//! [`QueryResult`](diesel::QueryResult) can use `?` on a [`Result<_, Error>`](Error) because
+//! `diesel::result::Error: From<Error>`; the conversion keeps database errors as they are and
+//! wraps the rest in [`diesel::result::Error::QueryBuilderError`], from which
+//! [`Error::from_diesel`] recovers the original.
+
+use std::time::Duration;
+
+use crate::route::Role;
+
+/// What went wrong in diesel-rw.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A connection URL could not be used. The URL in the message has its password redacted.
+    #[error("invalid database URL `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL as given, password redacted.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The builder was given settings that cannot work together.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// A required environment variable is not set or not unicode.
+    #[error(
+        "environment variable `{name}` is not set: set it to a database URL (see RwPool::from_env)"
+    )]
+    MissingEnv {
+        /// The variable's name.
+        name: &'static str,
+    },
+
+    /// A write was about to be sent on a read-only route (a replica handle, a `#[read_only]`
+    /// function or a read-only transaction). It was not sent. Use the primary
+    /// (`pool.primary()`, `pool.get()` or `#[master]`) for writes.
+    #[error("write rejected on a read-only route before it was sent: `{sql}`; use the primary (`#[master]`, `pool.primary()` or `pool.get()`) for writes")]
+    WriteOnReadRoute {
+        /// The statement's SQL text (binds are not included).
+        sql: String,
+    },
+
+    /// No replica could serve a read and the pool is configured with
+    /// [`Fallback::Error`](crate::Fallback::Error). Check the replicas, or use
+    /// `Fallback::Primary` to let the primary serve reads while they are down.
+    #[error("no replica available ({replicas} configured, all down or ejected) and the fallback policy is Error; check the replicas or use Fallback::Primary")]
+    NoReplicaAvailable {
+        /// How many replicas the pool has.
+        replicas: usize,
+    },
+
+    /// The primary could not be reached within the checkout timeout. Nothing was sent; the
+    /// statement can be retried once the primary is back.
+    #[error("primary unavailable after {timeout:?}: {source}; nothing was sent, retry when the primary is back")]
+    PrimaryUnavailable {
+        /// How long the checkout waited.
+        timeout: Duration,
+        /// The pool's error (connection URLs redacted).
+        #[source]
+        source: r2d2::Error,
+    },
+
+    /// A connection could not be checked out of a node's pool.
+    #[error("could not get a connection to {role} `{node}` within {timeout:?}: {source}")]
+    Checkout {
+        /// The node's role.
+        role: Role,
+        /// The node's name (redacted URL).
+        node: String,
+        /// How long the checkout waited.
+        timeout: Duration,
+        /// The pool's error.
+        #[source]
+        source: r2d2::Error,
+    },
+
+    /// A connection could not be established.
+    #[error("could not connect to {role} `{node}`: {source}")]
+    Connect {
+        /// The node's role.
+        role: Role,
+        /// The node's name (redacted URL).
+        node: String,
+        /// Diesel's connection error.
+        #[source]
+        source: diesel::ConnectionError,
+    },
+
+    /// The operation is not possible in the connection's current state, e.g. a write inside a
+    /// transaction that was begun on a replica.
+    #[error("{0}")]
+    InvalidState(String),
+
+    /// The database returned an error.
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
+/// The result type of diesel-rw's own operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Recovers a diesel-rw error that travelled through diesel's error type.
+    ///
+    /// Inside diesel's [`Connection`](diesel::Connection) methods, diesel-rw errors are carried
+    /// as [`diesel::result::Error::QueryBuilderError`]; this gives the original back, or wraps
+    /// any other diesel error in [`Error::Database`].
+    ///
+    /// ```
+    /// use diesel_rw::Error;
+    /// let e: diesel::result::Error = Error::NoReplicaAvailable { replicas: 2 }.into();
+    /// assert!(matches!(Error::from_diesel(e), Error::NoReplicaAvailable { replicas: 2 }));
+    /// ```
+    pub fn from_diesel(error: diesel::result::Error) -> Error {
+        match error {
+            diesel::result::Error::QueryBuilderError(inner) if inner.is::<Error>() => {
+                *inner.downcast::<Error>().expect("checked by is::<Error>()")
+            }
+            other => Error::Database(other),
+        }
+    }
+
+    /// Whether this is [`Error::WriteOnReadRoute`].
+    pub fn is_write_on_read_route(&self) -> bool {
+        matches!(self, Error::WriteOnReadRoute { .. })
+    }
+}
+
+impl From<Error> for diesel::result::Error {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Database(inner) => inner,
+            other => diesel::result::Error::QueryBuilderError(Box::new(other)),
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! # diesel-rw
+//!
+//! Read/write splitting for [Diesel](https://diesel.rs): send reads to replicas and writes to the
+//! primary, keep transactions and reads-after-writes correct, and double-write to a second
+//! database during an online migration.
+//!
+//! - [`RwPool`] holds an r2d2 pool for the primary and one per replica.
+//! - [`RwConnection`] is a diesel [`Connection`](diesel::Connection): existing Diesel code runs
+//!   on it unchanged, and each statement is routed (see [`route`] for the order).
+//! - `pool.primary()` and `pool.replica()` are explicit handles; the replica handle rejects
+//!   writes before sending them ([`Error::WriteOnReadRoute`]).
+//!
+//! ```
+//! # #[cfg(feature = "sqlite")] fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use diesel::prelude::*;
+//! use diesel::connection::SimpleConnection;
+//! use diesel_rw::{Node, RwPool};
+//!
+//! // Two SQLite files stand in for a primary and its replica.
+//! let dir = std::env::temp_dir().join(format!("diesel-rw-crate-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let (primary, replica) = (dir.join("primary.db"), dir.join("replica.db"));
+//! for db in [&primary, &replica] {
+//!     SqliteConnection::establish(db.to_str().unwrap())?
+//!         .batch_execute("CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, name TEXT)")?;
+//! }
+//!
+//! let pool = RwPool::<SqliteConnection>::builder()
+//!     .primary(primary.to_str().unwrap())
+//!     .replica(replica.to_str().unwrap())
+//!     .build()?;
+//!
+//! let mut conn = pool.get()?;
+//! diesel::sql_query("SELECT id FROM users").execute(&mut conn)?;
+//! assert_eq!(conn.last_route().unwrap().node, Node::Replica(0));
+//!
+//! diesel::sql_query("INSERT INTO users (name) VALUES ('ada')").execute(&mut conn)?;
+//! assert_eq!(conn.last_route().unwrap().node, Node::Primary);
+//!
+//! // After a write, this connection's reads stick to the primary (Consistency::UnitOfWork).
+//! diesel::sql_query("SELECT id FROM users").execute(&mut conn)?;
+//! assert_eq!(conn.last_route().unwrap().node, Node::Primary);
+//! # Ok(()) }
+//! # #[cfg(not(feature = "sqlite"))] fn main() {}
+//! ```
+//!
+//! ## Features
+//!
+//! - `postgres`, `mysql`, `sqlite`: the backends (SQLite is bundled: nothing to install).
+//!
+//! ## Logging
+//!
+//! Each routing decision is a `tracing` event at DEBUG level, target `diesel_rw`, with the
+//! node's role, its URL (password redacted) and the reason. Ejections are WARN events.
+
+#![warn(missing_docs)]
+#![deny(unsafe_code)]
+
+pub mod backend;
+mod classify;
+mod config;
+mod consistency;
+mod error;
+mod health;
+mod policy;
+pub mod route;
+mod router;
+mod stats;
+mod sync;
+mod url;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use backend::RwBackend;
+pub use classify::{classify_sql, StatementKind};
+pub use config::{RwPoolBuilder, DATABASE_REPLICA_URLS, DATABASE_URL};
+pub use consistency::Consistency;
+pub use error::{Error, Result};
+pub use policy::Policy;
+pub use route::{Fallback, Node, Reason, Role, Route};
+pub use router::{Rerouted, Router};
+pub use stats::{NodeStats, Stats};
+pub use sync::{RwConnection, RwPool, RwTransactionManager};
+pub use url::{redact, NodeUrl};

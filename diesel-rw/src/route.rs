@@ -1,0 +1,408 @@
+//! Roles, nodes and the routing decision.
+//!
+//! Every path (the macros, [`RwConnection`](crate::RwConnection), the explicit handles) decides
+//! in the same order, implemented once here and shared by the sync and async stacks:
+//!
+//! 1. **Explicit** choice: [`RwPool::primary`](crate::RwPool::primary), `#[master]`; a read-only
+//!    route (`pool.replica()`, `#[read_only]`) rejects writes before they are sent.
+//! 2. **Transaction**: every statement goes to the connection that began the open transaction.
+//! 3. **Write** statements go to the primary.
+//! 4. **Sticky**: reads after a write go to the primary, per [`Consistency`](crate::Consistency).
+//! 5. **Policy**: a replica chosen by the [`Policy`](crate::Policy), skipping ejected ones; none
+//!    left, the [`Fallback`].
+//!
+//! Each decision carries its [`Reason`], which names the step that made it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::classify::StatementKind;
+use crate::config::Config;
+use crate::consistency::{Consistency, Sticky};
+use crate::error::Error;
+use crate::health::Health;
+use crate::policy::Selector;
+use crate::stats::{Counters, Stats};
+use crate::url::NodeUrl;
+
+/// The role of a database node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The primary: takes writes, serves reads that must see them.
+    Primary,
+    /// A read replica: serves reads only.
+    Replica,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Primary => "primary",
+            Role::Replica => "replica",
+        })
+    }
+}
+
+/// One node of a cluster: the primary, or a replica by its index in the builder's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Node {
+    /// The primary.
+    Primary,
+    /// The replica at this index (0-based, in the order they were added to the builder).
+    Replica(usize),
+}
+
+impl Node {
+    /// The node's role.
+    pub fn role(self) -> Role {
+        match self {
+            Node::Primary => Role::Primary,
+            Node::Replica(_) => Role::Replica,
+        }
+    }
+}
+
+impl fmt::Display for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Node::Primary => f.write_str("primary"),
+            Node::Replica(i) => write!(f, "replica[{i}]"),
+        }
+    }
+}
+
+/// Why a statement went where it went: the step of the routing order that decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// Step 1: the caller chose the route (`pool.primary()`, `pool.replica()`, a macro).
+    Explicit,
+    /// Step 2: a transaction is open on that connection.
+    Transaction,
+    /// Step 3: the statement writes.
+    Write,
+    /// Step 4: a recent write makes reads stick to the primary.
+    Sticky,
+    /// Step 5: the replica policy chose this replica.
+    Policy,
+    /// Step 5: no replica was available and the primary served the read.
+    Fallback,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Reason::Explicit => "explicit",
+            Reason::Transaction => "transaction",
+            Reason::Write => "write",
+            Reason::Sticky => "sticky",
+            Reason::Policy => "policy",
+            Reason::Fallback => "fallback",
+        })
+    }
+}
+
+/// A routing decision: the node that served a statement and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Route {
+    /// The node that served the statement.
+    pub node: Node,
+    /// The step of the routing order that chose it.
+    pub reason: Reason,
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.node, self.reason)
+    }
+}
+
+impl Route {
+    /// The role of the node that served the statement.
+    pub fn role(&self) -> Role {
+        self.node.role()
+    }
+}
+
+/// What to do when a read should go to a replica and none is available.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Fallback {
+    /// The primary serves the read (counted in [`Stats::fallbacks`](crate::Stats::fallbacks)).
+    #[default]
+    Primary,
+    /// The read fails with [`Error::NoReplicaAvailable`].
+    Error,
+}
+
+/// The per-connection routing state the decision reads: the explicit mode, the open
+/// transaction and the sticky state. Shared by the sync and async connections.
+#[derive(Debug, Default)]
+pub(crate) struct RouteState {
+    /// The caller pinned this connection to the primary.
+    pub(crate) force_primary: bool,
+    /// The caller asked for a read-only route: writes are rejected before they are sent.
+    pub(crate) read_only: bool,
+    /// The node of the open transaction, if any.
+    pub(crate) transaction: Option<Node>,
+    /// Writes seen, for stickiness.
+    pub(crate) sticky: Sticky,
+}
+
+/// The outcome of [`RouteState::decide`] before a replica is picked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// This node, for this reason.
+    Node(Node, Reason),
+    /// Any replica, chosen by the policy (`Reason::Explicit` or `Reason::Policy`).
+    AnyReplica(Reason),
+}
+
+impl RouteState {
+    /// Steps 1-4 of the routing order for one statement. `sql` renders the statement for the
+    /// error message; it is only called when a write is rejected.
+    pub(crate) fn decide(
+        &self,
+        kind: StatementKind,
+        consistency: Consistency,
+        sql: impl FnOnce() -> String,
+    ) -> Result<Decision, Error> {
+        if kind.is_write() && self.read_only {
+            return Err(Error::WriteOnReadRoute { sql: sql() });
+        }
+        if let Some(node) = self.transaction {
+            return Ok(Decision::Node(node, Reason::Transaction));
+        }
+        if self.force_primary {
+            return Ok(Decision::Node(Node::Primary, Reason::Explicit));
+        }
+        if kind.is_write() {
+            return Ok(Decision::Node(Node::Primary, Reason::Write));
+        }
+        if self.sticky.is_sticky(consistency) {
+            return Ok(Decision::Node(Node::Primary, Reason::Sticky));
+        }
+        Ok(Decision::AnyReplica(if self.read_only {
+            Reason::Explicit
+        } else {
+            Reason::Policy
+        }))
+    }
+
+    /// Where a new transaction begins: the primary, unless the route is read-only, in which
+    /// case a replica (a read-only transaction) unless stickiness pins reads to the primary.
+    pub(crate) fn transaction_decision(&self, consistency: Consistency) -> Decision {
+        if self.force_primary {
+            Decision::Node(Node::Primary, Reason::Explicit)
+        } else if !self.read_only {
+            Decision::Node(Node::Primary, Reason::Transaction)
+        } else if self.sticky.is_sticky(consistency) {
+            Decision::Node(Node::Primary, Reason::Sticky)
+        } else {
+            Decision::AnyReplica(Reason::Explicit)
+        }
+    }
+}
+
+/// The routing state shared by every connection of a pool: settings, the replica policy, replica
+/// health and the counters. The sync and async pools both hold one.
+#[derive(Debug)]
+pub(crate) struct RoutingCore {
+    pub(crate) consistency: Consistency,
+    pub(crate) fallback: Fallback,
+    pub(crate) selector: Selector,
+    pub(crate) health: Arc<Health>,
+    pub(crate) counters: Counters,
+    pub(crate) primary_name: NodeUrl,
+    pub(crate) replica_names: Vec<NodeUrl>,
+}
+
+impl RoutingCore {
+    pub(crate) fn new(config: &Config, primary: &NodeUrl) -> Self {
+        RoutingCore {
+            consistency: config.consistency,
+            fallback: config.fallback,
+            selector: Selector::new(config.policy),
+            health: Arc::new(Health::new(
+                config.replicas.iter().map(|(_, w)| *w),
+                config.eject_cooldown,
+            )),
+            counters: Counters::new(config.replicas.len()),
+            primary_name: primary.clone(),
+            replica_names: config.replicas.iter().map(|(u, _)| u.clone()).collect(),
+        }
+    }
+
+    /// How many replicas the pool has.
+    pub(crate) fn replica_count(&self) -> usize {
+        self.replica_names.len()
+    }
+
+    /// The redacted name of a node.
+    pub(crate) fn node_name(&self, node: Node) -> &str {
+        match node {
+            Node::Primary => self.primary_name.redacted(),
+            Node::Replica(i) => self.replica_names[i].redacted(),
+        }
+    }
+
+    /// Step 5: the replica the policy picks among the available ones.
+    pub(crate) fn pick_replica(&self) -> Option<usize> {
+        self.selector.pick(&*self.health)
+    }
+
+    /// A replica could not be reached: eject it and count it.
+    pub(crate) fn replica_failed(&self, i: usize, error: &Error) {
+        self.counters.failure(Node::Replica(i));
+        if self.health.eject(i) {
+            self.counters.ejection();
+            tracing::warn!(
+                target: "diesel_rw",
+                replica = %self.replica_names[i],
+                error = %error,
+                "replica ejected"
+            );
+        }
+    }
+
+    /// A replica was reached: it is up.
+    pub(crate) fn replica_ok(&self, i: usize) {
+        self.health.mark_up(i);
+    }
+
+    /// Step 5 with no replica available: the primary, or an error, per [`Fallback`].
+    pub(crate) fn fallback(&self) -> Result<(), Error> {
+        match self.fallback {
+            Fallback::Primary => {
+                self.counters.fallback();
+                Ok(())
+            }
+            Fallback::Error => Err(Error::NoReplicaAvailable {
+                replicas: self.replica_count(),
+            }),
+        }
+    }
+
+    /// Counts and traces a decision.
+    #[inline]
+    pub(crate) fn record(&self, route: Route) {
+        self.counters.query(route.node);
+        if tracing::enabled!(target: "diesel_rw", tracing::Level::DEBUG) {
+            trace_route(route, self.node_name(route.node));
+        }
+    }
+
+    /// A snapshot of the counters.
+    pub(crate) fn stats(&self) -> Stats {
+        let replicas: Vec<&str> = self.replica_names.iter().map(NodeUrl::redacted).collect();
+        self.counters
+            .snapshot(self.primary_name.redacted(), &replicas, |i| {
+                self.health.is_ejected(i)
+            })
+    }
+}
+
+/// Emits the tracing event of one routing decision.
+#[inline]
+pub(crate) fn trace_route(route: Route, node_name: &str) {
+    tracing::debug!(
+        target: "diesel_rw",
+        role = %route.role(),
+        node = %node_name,
+        reason = %route.reason,
+        "route"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn read() -> StatementKind {
+        StatementKind::Read
+    }
+    fn write() -> StatementKind {
+        StatementKind::Write
+    }
+    fn never() -> String {
+        unreachable!("sql rendered only for a rejected write")
+    }
+
+    #[test]
+    fn plain_read_goes_to_the_policy() {
+        let s = RouteState::default();
+        assert_eq!(
+            s.decide(read(), Consistency::UnitOfWork, never).unwrap(),
+            Decision::AnyReplica(Reason::Policy)
+        );
+    }
+
+    #[test]
+    fn write_goes_to_primary() {
+        let s = RouteState::default();
+        assert_eq!(
+            s.decide(write(), Consistency::UnitOfWork, never).unwrap(),
+            Decision::Node(Node::Primary, Reason::Write)
+        );
+    }
+
+    #[test]
+    fn transaction_wins_over_kind() {
+        let s = RouteState {
+            transaction: Some(Node::Replica(1)),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.decide(read(), Consistency::Off, never).unwrap(),
+            Decision::Node(Node::Replica(1), Reason::Transaction)
+        );
+    }
+
+    #[test]
+    fn read_only_rejects_write_even_in_transaction() {
+        let s = RouteState {
+            read_only: true,
+            transaction: Some(Node::Primary),
+            ..Default::default()
+        };
+        let err = s
+            .decide(write(), Consistency::Off, || "DELETE FROM t".into())
+            .unwrap_err();
+        assert!(err.is_write_on_read_route());
+    }
+
+    #[test]
+    fn sticky_after_write_then_off_does_not_stick() {
+        let mut s = RouteState::default();
+        s.sticky.record_write();
+        assert_eq!(
+            s.decide(read(), Consistency::UnitOfWork, never).unwrap(),
+            Decision::Node(Node::Primary, Reason::Sticky)
+        );
+        assert_eq!(
+            s.decide(read(), Consistency::Off, never).unwrap(),
+            Decision::AnyReplica(Reason::Policy)
+        );
+        assert_eq!(
+            s.decide(read(), Consistency::Window(Duration::from_secs(60)), never)
+                .unwrap(),
+            Decision::Node(Node::Primary, Reason::Sticky)
+        );
+    }
+
+    #[test]
+    fn read_only_transaction_goes_to_a_replica_unless_sticky() {
+        let mut s = RouteState {
+            read_only: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            s.transaction_decision(Consistency::UnitOfWork),
+            Decision::AnyReplica(Reason::Explicit)
+        );
+        s.sticky.record_write();
+        assert_eq!(
+            s.transaction_decision(Consistency::UnitOfWork),
+            Decision::Node(Node::Primary, Reason::Sticky)
+        );
+    }
+}

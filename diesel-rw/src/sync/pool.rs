@@ -1,0 +1,159 @@
+//! [`RwPool`]: one r2d2 pool for the primary and one per replica.
+
+use std::fmt;
+use std::sync::Arc;
+
+use diesel::r2d2::R2D2Connection;
+use scheduled_thread_pool::ScheduledThreadPool;
+
+use super::connection::RwConnection;
+use super::node::NodeSource;
+use crate::backend::RwBackend;
+use crate::config::{Config, RwPoolBuilder};
+use crate::error::Error;
+use crate::route::{Role, RoutingCore};
+use crate::stats::Stats;
+
+/// A pool of connections to a primary and its read replicas.
+///
+/// Cloning is cheap and shares the pools. [`get`](RwPool::get) gives an [`RwConnection`] that
+/// routes each statement: reads to a replica, writes and transactions to the primary, reads after
+/// a write to the primary per the pool's [`Consistency`](crate::Consistency).
+///
+/// ```no_run
+/// use diesel::prelude::*;
+/// use diesel_rw::{Consistency, Policy, RwPool};
+/// # #[cfg(feature = "postgres")]
+/// # fn main() -> Result<(), diesel_rw::Error> {
+/// let pool = RwPool::<PgConnection>::builder()
+///     .primary("postgres://app:secret@127.0.0.1:55432/app")
+///     .replica("postgres://app:secret@127.0.0.1:55433/app")
+///     .policy(Policy::RoundRobin)
+///     .consistency(Consistency::UnitOfWork)
+///     .build()?;
+/// let mut conn = pool.get()?;
+/// let one: i32 = diesel::select(1.into_sql::<diesel::sql_types::Integer>()).get_result(&mut conn)?;
+/// # Ok(()) }
+/// # #[cfg(not(feature = "postgres"))] fn main() {}
+/// ```
+pub struct RwPool<C: R2D2Connection + 'static> {
+    pub(crate) cluster: Arc<Cluster<C>>,
+}
+
+/// The nodes of a pool and their shared routing state.
+pub(crate) struct Cluster<C: R2D2Connection + 'static> {
+    pub(crate) core: RoutingCore,
+    pub(crate) primary: NodeSource<C>,
+    pub(crate) replicas: Vec<NodeSource<C>>,
+}
+
+impl<C: R2D2Connection + 'static> Clone for RwPool<C> {
+    fn clone(&self) -> Self {
+        RwPool {
+            cluster: self.cluster.clone(),
+        }
+    }
+}
+
+impl<C: R2D2Connection + 'static> fmt::Debug for RwPool<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RwPool")
+            .field("primary", &self.cluster.primary.name())
+            .field(
+                "replicas",
+                &self
+                    .cluster
+                    .replicas
+                    .iter()
+                    .map(NodeSource::name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("consistency", &self.cluster.core.consistency)
+            .field("fallback", &self.cluster.core.fallback)
+            .finish()
+    }
+}
+
+impl<C> RwPool<C>
+where
+    C: R2D2Connection + 'static,
+    C::Backend: RwBackend,
+{
+    /// A builder for a pool.
+    pub fn builder() -> RwPoolBuilder<Self> {
+        RwPoolBuilder::default()
+    }
+
+    /// A pool from the environment: the primary from `DATABASE_URL`, replicas from
+    /// `DATABASE_REPLICA_URLS` (comma-separated, optional), other settings at their defaults.
+    pub fn from_env() -> Result<Self, Error> {
+        RwPoolBuilder::with_config(Config::from_env()?).build()
+    }
+
+    /// A connection that routes each statement (reads to replicas, writes to the primary).
+    /// Connections to the nodes are checked out when the first statement needs them, so this
+    /// never waits for a server.
+    pub fn get(&self) -> Result<RwConnection<C>, Error> {
+        Ok(RwConnection::new(self.cluster.clone()))
+    }
+
+    /// A connection pinned to the primary: every statement, read or write, goes there.
+    pub fn primary(&self) -> Result<RwConnection<C>, Error> {
+        let mut conn = RwConnection::new(self.cluster.clone());
+        conn.state.force_primary = true;
+        Ok(conn)
+    }
+
+    /// A read-only connection: reads go to replicas (or the primary, per the
+    /// [`Fallback`](crate::Fallback), when none is available) and writes are rejected with
+    /// [`Error::WriteOnReadRoute`] before they are sent.
+    pub fn replica(&self) -> Result<RwConnection<C>, Error> {
+        let mut conn = RwConnection::new(self.cluster.clone());
+        conn.state.read_only = true;
+        Ok(conn)
+    }
+
+    /// A snapshot of what was routed where since the pool was built.
+    pub fn stats(&self) -> Stats {
+        self.cluster.core.stats()
+    }
+
+    /// How many replicas the pool has.
+    pub fn replica_count(&self) -> usize {
+        self.cluster.replicas.len()
+    }
+}
+
+impl<C> RwPoolBuilder<RwPool<C>>
+where
+    C: R2D2Connection + 'static,
+    C::Backend: RwBackend,
+{
+    /// Validates the settings and builds the pool. Does not connect: a node that is down now
+    /// is found (and, for a replica, ejected) when a statement first needs it.
+    pub fn build(self) -> Result<RwPool<C>, Error> {
+        let config = self.config;
+        let primary = config
+            .validate(<C::Backend as RwBackend>::check_url)?
+            .clone();
+        // One set of background threads for every node's pool (r2d2 starts three per pool).
+        let threads = Arc::new(
+            ScheduledThreadPool::builder()
+                .num_threads(2)
+                .thread_name_pattern("diesel-rw-r2d2-{}")
+                .build(),
+        );
+        let cluster = Cluster {
+            core: RoutingCore::new(&config, &primary),
+            primary: NodeSource::pooled(&primary, Role::Primary, &config, &threads),
+            replicas: config
+                .replicas
+                .iter()
+                .map(|(url, _)| NodeSource::pooled(url, Role::Replica, &config, &threads))
+                .collect(),
+        };
+        Ok(RwPool {
+            cluster: Arc::new(cluster),
+        })
+    }
+}

@@ -1,0 +1,87 @@
+//! [`RwTransactionManager`]: transactions pinned to the node that began them.
+
+use diesel::connection::{TransactionManager, TransactionManagerStatus};
+use diesel::r2d2::R2D2Connection;
+use diesel::result::QueryResult;
+
+use super::connection::RwConnection;
+use crate::backend::RwBackend;
+use crate::error::Error;
+use crate::route::Node;
+
+/// The transaction manager of [`RwConnection`].
+///
+/// The outermost `BEGIN` picks the node: the primary, or, on a read-only connection, one replica
+/// (a read-only transaction). Every statement, savepoint, commit and rollback then goes to that
+/// node's connection, whose own transaction manager does the work, until the outermost
+/// transaction ends.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RwTransactionManager;
+
+impl<C> TransactionManager<RwConnection<C>> for RwTransactionManager
+where
+    C: R2D2Connection + 'static,
+    C::Backend: RwBackend,
+{
+    type TransactionStateData = TransactionManagerStatus;
+
+    fn begin_transaction(conn: &mut RwConnection<C>) -> QueryResult<()> {
+        let node = match conn.state.transaction {
+            Some(node) => node,
+            None => conn.route_transaction()?,
+        };
+        C::TransactionManager::begin_transaction(conn.node_conn(node))?;
+        conn.state.transaction = Some(node);
+        Ok(())
+    }
+
+    fn rollback_transaction(conn: &mut RwConnection<C>) -> QueryResult<()> {
+        let node = open_node(conn)?;
+        let result = C::TransactionManager::rollback_transaction(conn.node_conn(node));
+        after_step(conn, node, false);
+        result
+    }
+
+    fn commit_transaction(conn: &mut RwConnection<C>) -> QueryResult<()> {
+        let node = open_node(conn)?;
+        let result = C::TransactionManager::commit_transaction(conn.node_conn(node));
+        after_step(conn, node, result.is_ok());
+        result
+    }
+
+    fn transaction_manager_status_mut(conn: &mut RwConnection<C>) -> &mut TransactionManagerStatus {
+        match conn.state.transaction {
+            Some(node) => {
+                C::TransactionManager::transaction_manager_status_mut(conn.node_conn(node))
+            }
+            None => conn.idle_status(),
+        }
+    }
+}
+
+fn open_node<C>(conn: &RwConnection<C>) -> QueryResult<Node>
+where
+    C: R2D2Connection + 'static,
+{
+    conn.state.transaction.ok_or_else(|| {
+        Error::InvalidState("commit or rollback without an open transaction".into()).into()
+    })
+}
+
+/// Unpins the connection once its outermost transaction has ended (the inner manager reports no
+/// transaction and no error). A commit on the primary after writes restarts the sticky window,
+/// which counts from the moment the writes became visible.
+fn after_step<C>(conn: &mut RwConnection<C>, node: Node, committed: bool)
+where
+    C: R2D2Connection + 'static,
+    C::Backend: RwBackend,
+{
+    let status = C::TransactionManager::transaction_manager_status_mut(conn.node_conn(node));
+    let ended = matches!(status.transaction_depth(), Ok(None));
+    if ended {
+        conn.state.transaction = None;
+        if committed && node == Node::Primary && conn.state.sticky.has_written() {
+            conn.state.sticky.record_write();
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! The PostgreSQL bed: the primary on 55432 and its streaming standby on 55433 (scripts/db up).
+
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+
+use super::{env_or, Bed};
+
+pub type Conn = PgConnection;
+pub const NAME: &str = "PostgreSQL";
+/// Evaluated by the server that runs the statement: its port.
+pub const IDENTITY: &str = "inet_server_port()::text";
+pub const SUPPORTS_FOR_UPDATE: bool = true;
+
+pub fn primary_url() -> String {
+    env_or(
+        "DIESEL_RW_PG_PRIMARY_URL",
+        "postgres://diesel_rw:diesel_rw_pw@127.0.0.1:55432/diesel_rw",
+    )
+}
+
+pub fn replica_url() -> String {
+    env_or(
+        "DIESEL_RW_PG_REPLICA_URL",
+        "postgres://diesel_rw:diesel_rw_pw@127.0.0.1:55433/diesel_rw",
+    )
+}
+
+pub fn direct(url: &str) -> Conn {
+    PgConnection::establish(url).unwrap()
+}
+
+fn identity(conn: &mut Conn) -> String {
+    diesel::select(diesel::dsl::sql::<Text>(IDENTITY))
+        .get_result(conn)
+        .unwrap()
+}
+
+pub fn bed(test: &str) -> Option<Bed> {
+    let (primary, replica) = (primary_url(), replica_url());
+    let mut p = match PgConnection::establish(&primary) {
+        Ok(c) => c,
+        Err(e) => {
+            super::unavailable(NAME, &e.to_string());
+            return None;
+        }
+    };
+    let mut r = match PgConnection::establish(&replica) {
+        Ok(c) => c,
+        Err(e) => {
+            super::unavailable(NAME, &format!("replica: {e}"));
+            return None;
+        }
+    };
+    static SCHEMA: Once = Once::new();
+    SCHEMA.call_once(|| {
+        direct(&primary)
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS items (id SERIAL PRIMARY KEY, tag TEXT NOT NULL, node TEXT NOT NULL)",
+            )
+            .unwrap();
+    });
+    p.batch_execute(&format!("DELETE FROM items WHERE tag = '{test}'"))
+        .unwrap();
+    let bed = Bed {
+        primary_id: identity(&mut p),
+        replica_id: identity(&mut r),
+        primary,
+        replica,
+        tag: test.into(),
+        dir: None,
+    };
+    replicate(&bed);
+    Some(bed)
+}
+
+/// Waits until the standby has replayed everything the primary has committed.
+pub fn replicate(bed: &Bed) {
+    let lsn: String = diesel::select(diesel::dsl::sql::<Text>("pg_current_wal_lsn()::text"))
+        .get_result(&mut direct(&bed.primary))
+        .unwrap();
+    let mut r = direct(&bed.replica);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let caught_up: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            &format!("pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn"),
+        ))
+        .get_result(&mut r)
+        .unwrap();
+        if caught_up {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "standby did not replay {lsn} in 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+pub fn flaky_replica(bed: &Bed) -> super::Flaky {
+    super::Flaky::proxied(&bed.replica)
+}
+
+/// A replica URL whose port refuses connections.
+pub fn unreachable_url(_bed: &Bed) -> String {
+    "postgres://diesel_rw:diesel_rw_pw@127.0.0.1:1/diesel_rw".into()
+}
+
+pub fn url_with_password(bed: &Bed, _password: &str) -> String {
+    bed.primary.clone()
+}
+
+pub fn malformed_url() -> &'static str {
+    "postgres://diesel_rw:s3cr3t-pw@127.0.0.1:notaport/diesel_rw"
+}
+
+pub fn insert_returning(
+    conn: &mut diesel_rw::RwConnection<Conn>,
+    tag: &str,
+) -> QueryResult<String> {
+    use super::items;
+    diesel::insert_into(items::table)
+        .values((
+            items::tag.eq(tag),
+            items::node.eq(diesel::dsl::sql::<Text>(IDENTITY)),
+        ))
+        .returning(items::node)
+        .get_result(conn)
+}
+
+pub fn select_for_update(
+    conn: &mut diesel_rw::RwConnection<Conn>,
+    tag: &str,
+) -> QueryResult<Vec<String>> {
+    use super::items;
+    items::table
+        .filter(items::tag.eq(tag))
+        .select(diesel::dsl::sql::<Text>(IDENTITY))
+        .for_update()
+        .load(conn)
+}

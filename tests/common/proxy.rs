@@ -1,0 +1,116 @@
+//! A TCP forwarder on 127.0.0.1 that a test can take down and bring back: a replica "goes down"
+//! (its port refuses connections, open connections are cut) without stopping the real server
+//! that other tests share.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub struct Proxy {
+    port: u16,
+    target: SocketAddr,
+    running: Mutex<Option<Running>>,
+}
+
+struct Running {
+    stop: Arc<AtomicBool>,
+    acceptor: JoinHandle<()>,
+    streams: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    /// Starts forwarding 127.0.0.1:<free port> to `target`.
+    pub fn start(target: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().unwrap().port();
+        let proxy = Proxy {
+            port,
+            target,
+            running: Mutex::new(None),
+        };
+        proxy.run(listener);
+        proxy
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn run(&self, listener: TcpListener) {
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let streams = Arc::new(Mutex::new(Vec::new()));
+        let target = self.target;
+        let acceptor = {
+            let stop = stop.clone();
+            let streams = streams.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((client, _)) => {
+                            client.set_nonblocking(false).unwrap();
+                            let Ok(server) = TcpStream::connect(target) else {
+                                continue;
+                            };
+                            let mut s = streams.lock().unwrap();
+                            s.push(client.try_clone().unwrap());
+                            s.push(server.try_clone().unwrap());
+                            pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+                            pipe(server, client);
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(2));
+                        }
+                        Err(_) => break,
+                    }
+                }
+            })
+        };
+        *self.running.lock().unwrap() = Some(Running {
+            stop,
+            acceptor,
+            streams,
+        });
+    }
+
+    /// Closes the port and cuts every forwarded connection.
+    pub fn down(&self) {
+        if let Some(r) = self.running.lock().unwrap().take() {
+            r.stop.store(true, Ordering::SeqCst);
+            r.acceptor.join().unwrap();
+            for s in r.streams.lock().unwrap().drain(..) {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        }
+    }
+
+    /// Opens the same port again.
+    pub fn up(&self) {
+        if self.running.lock().unwrap().is_some() {
+            return;
+        }
+        let listener = loop {
+            match TcpListener::bind(("127.0.0.1", self.port)) {
+                Ok(l) => break l,
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        self.run(listener);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let _ = io::copy(&mut from, &mut to);
+        let _ = to.shutdown(Shutdown::Write);
+    });
+}

@@ -1,0 +1,7 @@
+//! The routing suite on PostgreSQL (primary 55432, hot standby 55433).
+#![cfg(feature = "postgres")]
+
+#[macro_use]
+mod common;
+
+routing_suite!(pg);
