@@ -116,7 +116,10 @@ macro_rules! routing_suite {
                 .unwrap();
             assert_eq!(route(&conn).node, Node::Primary);
             // The server that ran the INSERT and the UPDATE wrote its own identity.
-            assert_eq!(rows_on_primary(&bed, &bed.tag), std::slice::from_ref(&bed.primary_id));
+            assert_eq!(
+                rows_on_primary(&bed, &bed.tag),
+                std::slice::from_ref(&bed.primary_id)
+            );
             assert_eq!(pool.stats().replica_queries(), 0);
         }
 
@@ -132,7 +135,10 @@ macro_rules! routing_suite {
             );
             assert_eq!(route(&conn).node, Node::Primary);
             assert_eq!(pool.stats().replica_queries(), 0);
-            assert_eq!(rows_on_primary(&bed, &bed.tag), std::slice::from_ref(&bed.primary_id));
+            assert_eq!(
+                rows_on_primary(&bed, &bed.tag),
+                std::slice::from_ref(&bed.primary_id)
+            );
         }
 
         #[test]
@@ -452,7 +458,10 @@ macro_rules! routing_suite {
             );
             // Writes are unaffected.
             insert(&mut conn, &bed.tag).unwrap();
-            assert_eq!(rows_on_primary(&bed, &bed.tag), std::slice::from_ref(&bed.primary_id));
+            assert_eq!(
+                rows_on_primary(&bed, &bed.tag),
+                std::slice::from_ref(&bed.primary_id)
+            );
         }
 
         #[test]
@@ -546,6 +555,69 @@ macro_rules! routing_suite {
                 )
                 .unwrap();
             let _ = std::fs::remove_dir_all(&dir);
+        }
+
+        #[derive(Queryable, Identifiable, AsChangeset, Debug, PartialEq)]
+        #[diesel(table_name = items)]
+        struct Item {
+            id: i32,
+            tag: String,
+            node: String,
+        }
+
+        #[test]
+        fn save_changes_runs_on_primary() {
+            let bed = bed!("save_changes_runs_on_primary");
+            let pool = pool(&bed);
+            insert(&mut pool.primary().unwrap(), &bed.tag).unwrap();
+            backend::replicate(&bed);
+            let mut conn = pool.get().unwrap();
+            let mut item: Item = items::table
+                .filter(items::tag.eq(&bed.tag))
+                .first(&mut conn)
+                .unwrap();
+            assert_eq!(route(&conn).node, Node::Replica(0));
+            item.node = "saved".into();
+            let saved: Item = item.save_changes(&mut conn).unwrap();
+            assert_eq!(saved.node, "saved");
+            assert_eq!(
+                route(&conn),
+                Route {
+                    node: Node::Primary,
+                    reason: Reason::Write
+                }
+            );
+            assert_eq!(rows_on_primary(&bed, &bed.tag), ["saved"]);
+            // The replica handle refuses it before sending.
+            let err = item
+                .save_changes::<Item>(&mut pool.replica().unwrap())
+                .unwrap_err();
+            assert!(Error::from_diesel(err).is_write_on_read_route());
+        }
+
+        #[test]
+        fn begin_test_transaction_runs_on_primary_and_never_commits() {
+            let bed = bed!("begin_test_transaction_runs_on_primary_and_never_commits");
+            let pool = pool(&bed);
+            {
+                let mut conn = pool.get().unwrap();
+                conn.begin_test_transaction().unwrap();
+                assert_eq!(conn.transaction_node(), Some(Node::Primary));
+                insert(&mut conn, &bed.tag).unwrap();
+                assert_eq!(served_by(&mut conn), bed.primary_id);
+                assert_eq!(route(&conn).reason, Reason::Transaction);
+                let n: i64 = items::table
+                    .filter(items::tag.eq(&bed.tag))
+                    .count()
+                    .get_result(&mut conn)
+                    .unwrap();
+                assert_eq!(n, 1, "the test transaction sees its write");
+            }
+            // Dropped without commit: the pool discarded the connection, nothing was committed.
+            assert!(rows_on_primary(&bed, &bed.tag).is_empty());
+            let mut conn = pool.get().unwrap();
+            assert_eq!(conn.transaction_node(), None);
+            assert_eq!(served_by(&mut conn), bed.replica_id);
         }
 
         #[test]
