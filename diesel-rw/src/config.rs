@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::consistency::Consistency;
 use crate::error::Error;
+use crate::health::MaxLag;
 use crate::policy::Policy;
 use crate::route::Fallback;
 use crate::url::NodeUrl;
@@ -30,6 +31,10 @@ pub(crate) struct Config {
     pub(crate) eject_cooldown: Duration,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) max_lifetime: Option<Duration>,
+    pub(crate) causal_wait: Option<Duration>,
+    pub(crate) health_interval: Option<Option<Duration>>,
+    pub(crate) max_replica_lag: Option<MaxLag>,
+    pub(crate) eject_after: u32,
 }
 
 impl Default for Config {
@@ -48,11 +53,25 @@ impl Default for Config {
             eject_cooldown: Duration::from_secs(5),
             idle_timeout: Some(Duration::from_secs(600)),
             max_lifetime: Some(Duration::from_secs(1800)),
+            causal_wait: None,
+            health_interval: None,
+            max_replica_lag: None,
+            eject_after: 2,
         }
     }
 }
 
 impl Config {
+    /// How often the lag monitor samples the nodes, if it runs: as set, or every 100 ms when
+    /// something needs it (`Consistency::Causal` or `max_replica_lag`).
+    pub(crate) fn monitor_interval(&self) -> Option<Duration> {
+        match self.health_interval {
+            Some(explicit) => explicit,
+            None => (self.consistency == Consistency::Causal || self.max_replica_lag.is_some())
+                .then_some(Duration::from_millis(100)),
+        }
+    }
+
     /// Validates the settings; `check_url` checks each URL for the backend.
     pub(crate) fn validate(
         &self,
@@ -75,6 +94,12 @@ impl Config {
                     self.max_size
                 )));
             }
+        }
+        if self.health_interval == Some(Some(Duration::ZERO)) {
+            return Err(Error::Config("health_interval must be longer than zero".into()));
+        }
+        if self.eject_after == 0 {
+            return Err(Error::Config("eject_after must be at least 1".into()));
         }
         if self.connection_timeout.is_zero() || self.replica_timeout.is_zero() {
             return Err(Error::Config("timeouts must be longer than zero".into()));
@@ -267,6 +292,37 @@ impl<P> RwPoolBuilder<P> {
     /// Idle connections are closed after this long. Default 10 minutes.
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// With [`Consistency::Causal`]: how long a read after a write may wait for a replica to
+    /// replay the write before it goes to the primary. Default `None`: no wait, the primary
+    /// serves it at once.
+    pub fn causal_wait(mut self, wait: Option<Duration>) -> Self {
+        self.config.causal_wait = wait;
+        self
+    }
+
+    /// How often the lag monitor samples each replica's replayed position and lag (one
+    /// background thread or task per pool, with its own connections), so a routing decision
+    /// costs no round trip. `None` turns it off. Default: every 100 ms when
+    /// [`Consistency::Causal`] or [`max_replica_lag`](Self::max_replica_lag) is set, else off.
+    pub fn health_interval(mut self, interval: Option<Duration>) -> Self {
+        self.config.health_interval = Some(interval);
+        self
+    }
+
+    /// Replicas further behind the primary than this get no reads until they catch up
+    /// (measured by the lag monitor). Default: no limit.
+    pub fn max_replica_lag(mut self, lag: MaxLag) -> Self {
+        self.config.max_replica_lag = Some(lag);
+        self
+    }
+
+    /// How many consecutive failed lag-monitor probes eject a replica. Default 2. (A failed
+    /// checkout ejects it at once.)
+    pub fn eject_after(mut self, failures: u32) -> Self {
+        self.config.eject_after = failures;
         self
     }
 

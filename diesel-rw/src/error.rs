@@ -139,3 +139,36 @@ impl From<Error> for diesel::result::Error {
         }
     }
 }
+
+/// Whether a diesel error means the connection itself failed (the server went away, the
+/// socket broke), as opposed to an error in the statement.
+pub(crate) fn is_connection_error(error: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error as E};
+    match error {
+        E::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _) => true,
+        E::DatabaseError(_, info) => {
+            let m = info.message().to_ascii_lowercase();
+            [
+                "server closed the connection",
+                "terminating connection",
+                "connection refused",
+                "no connection to the server",
+                "could not receive data",
+                "could not send data",
+                "broken pipe",
+                "connection reset",
+                "lost connection",
+                "server has gone away",
+                "the database system is shutting down",
+                "the database system is starting up",
+                "the database system is in recovery mode",
+                "ssl syscall error",
+                "eof detected",
+            ]
+            .iter()
+            .any(|needle| m.contains(needle))
+        }
+        E::BrokenTransactionManager => false,
+        _ => false,
+    }
+}

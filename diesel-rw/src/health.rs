@@ -6,10 +6,32 @@
 //! cooldown. Reading the state costs one atomic load on the fast path (no clock read while the
 //! replica is up).
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::consistency::Position;
 use crate::policy::Candidates;
+
+/// How far behind the primary a replica may be and still serve reads
+/// ([`RwPoolBuilder::max_replica_lag`](crate::RwPoolBuilder::max_replica_lag)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MaxLag {
+    /// Replication distance: bytes of WAL (PostgreSQL) or transactions (MariaDB GTID).
+    Distance(u64),
+    /// Time: how long ago the primary was at the oldest position the replica has not replayed.
+    Time(Duration),
+}
+
+impl MaxLag {
+    /// Whether a replica with this lag exceeds the limit.
+    pub(crate) fn exceeded_by(self, distance: u64, lag: Duration) -> bool {
+        match self {
+            MaxLag::Distance(max) => distance > max,
+            MaxLag::Time(max) => lag > max,
+        }
+    }
+}
 
 /// The state of one replica.
 #[derive(Debug)]
@@ -22,6 +44,16 @@ pub(crate) struct ReplicaHealth {
     in_flight: AtomicUsize,
     /// Weight for `Policy::Weighted`.
     weight: u32,
+    /// The position it had replayed at the lag monitor's last sample.
+    replayed: Mutex<Option<Position>>,
+    /// Lag at the last sample: WAL bytes / GTID transactions behind the primary.
+    lag_distance: AtomicU64,
+    /// Lag at the last sample, in milliseconds (age of the oldest primary position it lacks).
+    lag_millis: AtomicU64,
+    /// Excluded from reads by `max_replica_lag`.
+    lagging: AtomicBool,
+    /// Bumped when its connections must not be reused (a connection error was seen).
+    generation: AtomicU64,
 }
 
 /// The health of every replica of a pool.
@@ -44,6 +76,11 @@ impl Health {
                     failures: AtomicU32::new(0),
                     in_flight: AtomicUsize::new(0),
                     weight,
+                    replayed: Mutex::new(None),
+                    lag_distance: AtomicU64::new(0),
+                    lag_millis: AtomicU64::new(0),
+                    lagging: AtomicBool::new(false),
+                    generation: AtomicU64::new(0),
                 })
                 .collect(),
         }
@@ -78,6 +115,76 @@ impl Health {
         until != 0 && self.now_nanos() < until
     }
 
+    /// Counts a failure of replica `i` without ejecting it; returns the streak.
+    pub(crate) fn count_failure(&self, i: usize) -> u32 {
+        self.replicas[i].failures.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Records the lag monitor's sample of replica `i`.
+    pub(crate) fn record_sample(
+        &self,
+        i: usize,
+        replayed: Position,
+        distance: u64,
+        lag: Duration,
+        lagging: bool,
+    ) {
+        let r = &self.replicas[i];
+        r.failures.store(0, Ordering::Relaxed);
+        *r.replayed.lock().unwrap_or_else(|e| e.into_inner()) = Some(replayed);
+        r.lag_distance.store(distance, Ordering::Relaxed);
+        r.lag_millis
+            .store(lag.as_millis().min(u128::from(u64::MAX)) as u64, Ordering::Relaxed);
+        if r.lagging.swap(lagging, Ordering::Relaxed) != lagging {
+            tracing::info!(target: "diesel_rw", replica = i, lagging, distance, lag_ms = lag.as_millis() as u64, "replica lag state changed");
+        }
+    }
+
+    /// Whether replica `i` had replayed `target` at the last sample.
+    pub(crate) fn has_reached(&self, i: usize, target: &Position) -> bool {
+        self.replicas[i]
+            .replayed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|p| p.has_reached(target))
+    }
+
+    /// Notes a fresher replayed position of replica `i` (from an active check).
+    pub(crate) fn note_replayed(&self, i: usize, replayed: Position) {
+        let mut slot = self.replicas[i]
+            .replayed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_none_or(|p| !p.has_reached(&replayed)) {
+            *slot = Some(replayed);
+        }
+    }
+
+    /// Replica `i`'s lag at the last sample: (distance, time).
+    pub(crate) fn lag(&self, i: usize) -> (u64, Duration) {
+        let r = &self.replicas[i];
+        (
+            r.lag_distance.load(Ordering::Relaxed),
+            Duration::from_millis(r.lag_millis.load(Ordering::Relaxed)),
+        )
+    }
+
+    /// Whether replica `i` is excluded for lagging.
+    pub(crate) fn is_lagging(&self, i: usize) -> bool {
+        self.replicas[i].lagging.load(Ordering::Relaxed)
+    }
+
+    /// The generation of replica `i`'s connections.
+    pub(crate) fn generation(&self, i: usize) -> u64 {
+        self.replicas[i].generation.load(Ordering::Acquire)
+    }
+
+    /// Marks every connection of replica `i` made so far as not to be reused.
+    pub(crate) fn retire_connections(&self, i: usize) {
+        self.replicas[i].generation.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Counts a checked-out connection of replica `i`; the guard uncounts it when dropped.
     pub(crate) fn enter(self: &std::sync::Arc<Self>, i: usize) -> InFlight {
         self.replicas[i].in_flight.fetch_add(1, Ordering::Relaxed);
@@ -93,13 +200,34 @@ impl Candidates for Health {
         self.replicas.len()
     }
     fn available(&self, i: usize) -> bool {
-        !self.is_ejected(i)
+        !self.is_ejected(i) && !self.is_lagging(i)
     }
     fn weight(&self, i: usize) -> u32 {
         self.replicas[i].weight
     }
     fn in_flight(&self, i: usize) -> usize {
         self.replicas[i].in_flight.load(Ordering::Relaxed)
+    }
+}
+
+/// The replicas that had replayed a position at the last sample (for `Consistency::Causal`).
+pub(crate) struct CaughtUp<'a> {
+    pub(crate) health: &'a Health,
+    pub(crate) target: &'a Position,
+}
+
+impl Candidates for CaughtUp<'_> {
+    fn len(&self) -> usize {
+        self.health.len()
+    }
+    fn available(&self, i: usize) -> bool {
+        self.health.available(i) && self.health.has_reached(i, self.target)
+    }
+    fn weight(&self, i: usize) -> u32 {
+        self.health.weight(i)
+    }
+    fn in_flight(&self, i: usize) -> usize {
+        self.health.in_flight(i)
     }
 }
 

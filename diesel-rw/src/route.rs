@@ -15,12 +15,14 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::classify::StatementKind;
 use crate::config::Config;
-use crate::consistency::{Consistency, Sticky};
+use crate::consistency::{Consistency, Position, Sticky};
 use crate::error::Error;
-use crate::health::Health;
+use crate::health::{CaughtUp, Health, MaxLag};
+use crate::metrics::Metrics;
 use crate::policy::Selector;
 use crate::stats::{Counters, Stats};
 use crate::url::NodeUrl;
@@ -213,6 +215,12 @@ pub(crate) struct RoutingCore {
     pub(crate) counters: Counters,
     pub(crate) primary_name: NodeUrl,
     pub(crate) replica_names: Vec<NodeUrl>,
+    pub(crate) causal_wait: Option<Duration>,
+    pub(crate) max_replica_lag: Option<MaxLag>,
+    pub(crate) eject_after: u32,
+    /// Whether a lag monitor keeps the replicas' positions fresh.
+    pub(crate) monitored: bool,
+    pub(crate) metrics: Metrics,
 }
 
 impl RoutingCore {
@@ -228,6 +236,14 @@ impl RoutingCore {
             counters: Counters::new(config.replicas.len()),
             primary_name: primary.clone(),
             replica_names: config.replicas.iter().map(|(u, _)| u.clone()).collect(),
+            causal_wait: config.causal_wait,
+            max_replica_lag: config.max_replica_lag,
+            eject_after: config.eject_after,
+            monitored: config.monitor_interval().is_some() && !config.replicas.is_empty(),
+            metrics: Metrics::new(
+                primary,
+                &config.replicas.iter().map(|(u, _)| u.clone()).collect::<Vec<_>>(),
+            ),
         }
     }
 
@@ -249,11 +265,21 @@ impl RoutingCore {
         self.selector.pick(&*self.health)
     }
 
+    /// Step 5 under `Consistency::Causal`: a replica that, at the lag monitor's last sample,
+    /// had replayed `target`.
+    pub(crate) fn pick_caught_up(&self, target: &Position) -> Option<usize> {
+        self.selector.pick(&CaughtUp {
+            health: &self.health,
+            target,
+        })
+    }
+
     /// A replica could not be reached: eject it and count it.
     pub(crate) fn replica_failed(&self, i: usize, error: &Error) {
         self.counters.failure(Node::Replica(i));
         if self.health.eject(i) {
             self.counters.ejection();
+            self.metrics.ejection();
             tracing::warn!(
                 target: "diesel_rw",
                 replica = %self.replica_names[i],
@@ -273,6 +299,7 @@ impl RoutingCore {
         match self.fallback {
             Fallback::Primary => {
                 self.counters.fallback();
+                self.metrics.fallback();
                 Ok(())
             }
             Fallback::Error => Err(Error::NoReplicaAvailable {
@@ -285,6 +312,7 @@ impl RoutingCore {
     #[inline]
     pub(crate) fn record(&self, route: Route) {
         self.counters.query(route.node);
+        self.metrics.query(route.node);
         if tracing::enabled!(target: "diesel_rw", tracing::Level::DEBUG) {
             trace_route(route, self.node_name(route.node));
         }
@@ -294,9 +322,7 @@ impl RoutingCore {
     pub(crate) fn stats(&self) -> Stats {
         let replicas: Vec<&str> = self.replica_names.iter().map(NodeUrl::redacted).collect();
         self.counters
-            .snapshot(self.primary_name.redacted(), &replicas, |i| {
-                self.health.is_ejected(i)
-            })
+            .snapshot(self.primary_name.redacted(), &replicas, &self.health)
     }
 }
 

@@ -60,7 +60,7 @@ pub trait Router {
 
 impl<C> Router for &RwPool<C>
 where
-    C: R2D2Connection + 'static,
+    C: R2D2Connection + diesel::connection::LoadConnection + 'static,
     C::Backend: RwBackend,
 {
     type Connection = C;

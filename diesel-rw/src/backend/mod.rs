@@ -6,7 +6,10 @@
 //! `PgConnection`, `PooledConnection`s, diesel-async's connections, and diesel-rw's own wrappers.
 
 use diesel::backend::Backend;
+use diesel::connection::LoadConnection;
+use diesel::result::QueryResult;
 
+use crate::consistency::Position;
 use crate::error::Error;
 use crate::url::NodeUrl;
 
@@ -28,4 +31,32 @@ pub trait RwBackend: Backend<QueryBuilder: Default> + Default {
 
     /// Checks a connection URL before it is used, with a message that says what is wrong.
     fn check_url(url: &NodeUrl) -> Result<(), Error>;
+
+    /// The backend's replication-position queries, if it has replication positions. Without
+    /// them, [`Consistency::Causal`](crate::Consistency::Causal) behaves as `UnitOfWork` and
+    /// lag cannot be measured.
+    const POSITIONS: Option<PositionQueries> = None;
+
+    /// Runs `sql`, a query returning one nullable text value, on a sync connection.
+    fn query_text<C: LoadConnection<Backend = Self>>(
+        conn: &mut C,
+        sql: &str,
+    ) -> QueryResult<Option<String>>;
+}
+
+/// How a backend reports replication positions.
+#[derive(Clone, Copy, Debug)]
+pub struct PositionQueries {
+    /// On the primary, in the session that wrote, right after the commit: the write's position.
+    pub after_write: &'static str,
+    /// On the primary, any session: the position of everything committed so far.
+    pub primary: &'static str,
+    /// On a replica: the position it has replayed.
+    pub replayed: &'static str,
+    /// Parses what those queries return.
+    pub parse: fn(&str) -> Option<Position>,
+    /// On a replica: SQL that waits up to `timeout` for `position` and returns `0` when reached,
+    /// if the backend can wait server-side (MariaDB `MASTER_GTID_WAIT`); otherwise the wait
+    /// polls `replayed`.
+    pub wait: Option<fn(&Position, std::time::Duration) -> String>,
 }

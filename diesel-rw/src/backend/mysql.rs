@@ -2,7 +2,13 @@
 
 use diesel::mysql::Mysql;
 
-use super::RwBackend;
+use diesel::connection::LoadConnection;
+use diesel::prelude::*;
+use diesel::result::QueryResult;
+use diesel::sql_types::{Nullable, Text};
+
+use super::{PositionQueries, RwBackend};
+use crate::consistency::Position;
 use crate::error::Error;
 use crate::url::{check_network_url, NodeUrl};
 
@@ -11,7 +17,36 @@ impl RwBackend for Mysql {
     // Blocks writes even for users with SUPER / READ_ONLY ADMIN (error 1792).
     const READ_ONLY_SESSION: &'static str = "SET SESSION TRANSACTION READ ONLY";
 
+    // MariaDB GTIDs. `@@gtid_slave_pos`, not `@@gtid_current_pos` (which counts local writes).
+    const POSITIONS: Option<PositionQueries> = Some(PositionQueries {
+        after_write: "SELECT CAST(@@last_gtid AS CHAR) AS value",
+        primary: "SELECT CAST(@@gtid_binlog_pos AS CHAR) AS value",
+        replayed: "SELECT CAST(@@gtid_slave_pos AS CHAR) AS value",
+        parse: Position::parse_gtid,
+        wait: Some(|position, timeout| {
+            format!(
+                "SELECT CAST(MASTER_GTID_WAIT('{position}', {:.3}) AS CHAR) AS value",
+                timeout.as_secs_f64()
+            )
+        }),
+    });
+
+    fn query_text<C: LoadConnection<Backend = Self>>(
+        conn: &mut C,
+        sql: &str,
+    ) -> QueryResult<Option<String>> {
+        diesel::sql_query(sql)
+            .get_result::<TextRow>(conn)
+            .map(|r| r.value)
+    }
+
     fn check_url(url: &NodeUrl) -> Result<(), Error> {
         check_network_url(url, &["mysql", "mariadb"])
     }
+}
+
+#[derive(QueryableByName)]
+struct TextRow {
+    #[diesel(sql_type = Nullable<Text>)]
+    value: Option<String>,
 }

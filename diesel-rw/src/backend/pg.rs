@@ -2,13 +2,38 @@
 
 use diesel::pg::Pg;
 
-use super::RwBackend;
+use diesel::connection::LoadConnection;
+use diesel::prelude::*;
+use diesel::result::QueryResult;
+use diesel::sql_types::{Nullable, Text};
+
+use super::{PositionQueries, RwBackend};
+use crate::consistency::Position;
 use crate::error::Error;
 use crate::url::{check_network_url, NodeUrl};
 
 impl RwBackend for Pg {
     const NAME: &'static str = "PostgreSQL";
     const READ_ONLY_SESSION: &'static str = "SET default_transaction_read_only = on";
+
+    // The WAL *insert* position: `pg_current_wal_lsn()` (the write position) can be lower than
+    // the commit record just written when `synchronous_commit` is off.
+    const POSITIONS: Option<PositionQueries> = Some(PositionQueries {
+        after_write: "SELECT pg_current_wal_insert_lsn()::text AS value",
+        primary: "SELECT pg_current_wal_insert_lsn()::text AS value",
+        replayed: "SELECT pg_last_wal_replay_lsn()::text AS value",
+        parse: Position::parse_lsn,
+        wait: None,
+    });
+
+    fn query_text<C: LoadConnection<Backend = Self>>(
+        conn: &mut C,
+        sql: &str,
+    ) -> QueryResult<Option<String>> {
+        diesel::sql_query(sql)
+            .get_result::<TextRow>(conn)
+            .map(|r| r.value)
+    }
 
     fn check_url(url: &NodeUrl) -> Result<(), Error> {
         let raw = url.expose().trim_start();
@@ -18,4 +43,10 @@ impl RwBackend for Pg {
         }
         check_network_url(url, &["postgres", "postgresql"])
     }
+}
+
+#[derive(QueryableByName)]
+struct TextRow {
+    #[diesel(sql_type = Nullable<Text>)]
+    value: Option<String>,
 }

@@ -3,6 +3,11 @@
 
 use diesel::sqlite::Sqlite;
 
+use diesel::connection::LoadConnection;
+use diesel::prelude::*;
+use diesel::result::QueryResult;
+use diesel::sql_types::{Nullable, Text};
+
 use super::RwBackend;
 use crate::error::Error;
 use crate::url::NodeUrl;
@@ -10,6 +15,15 @@ use crate::url::NodeUrl;
 impl RwBackend for Sqlite {
     const NAME: &'static str = "SQLite";
     const READ_ONLY_SESSION: &'static str = "PRAGMA query_only = ON";
+
+    fn query_text<C: LoadConnection<Backend = Self>>(
+        conn: &mut C,
+        sql: &str,
+    ) -> QueryResult<Option<String>> {
+        diesel::sql_query(sql)
+            .get_result::<TextRow>(conn)
+            .map(|r| r.value)
+    }
 
     fn check_url(url: &NodeUrl) -> Result<(), Error> {
         let raw = url.expose();
@@ -26,4 +40,10 @@ impl RwBackend for Sqlite {
         }
         Ok(())
     }
+}
+
+#[derive(QueryableByName)]
+struct TextRow {
+    #[diesel(sql_type = Nullable<Text>)]
+    value: Option<String>,
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use diesel::connection::{
     CacheSize, Connection, ConnectionSealed, Instrumentation, LoadConnection, SimpleConnection,
@@ -22,6 +23,7 @@ use crate::classify::{classify_query, classify_sql, StatementKind};
 use crate::config::Config;
 use crate::error::Error;
 use crate::health::InFlight;
+use crate::consistency::{Consistency, Position, WriteToken};
 use crate::route::{Decision, Node, Reason, Role, Route, RouteState, RoutingCore};
 
 /// A diesel [`Connection`] over a primary and its replicas that routes each statement.
@@ -76,6 +78,8 @@ pub struct RwConnection<C: R2D2Connection + 'static> {
 /// A held replica connection, counted as in flight while held.
 struct ReplicaSlot<C: R2D2Connection + 'static> {
     conn: Held<C>,
+    /// The replica's connection generation when this was checked out.
+    generation: u64,
     _in_flight: InFlight,
 }
 
@@ -96,23 +100,9 @@ impl<C: R2D2Connection + 'static> fmt::Debug for RwConnection<C> {
 
 impl<C> RwConnection<C>
 where
-    C: R2D2Connection + 'static,
+    C: R2D2Connection + LoadConnection + 'static,
     C::Backend: RwBackend,
 {
-    pub(crate) fn new(cluster: Arc<Cluster<C>>) -> Self {
-        let replicas = (0..cluster.replicas.len()).map(|_| None).collect();
-        RwConnection {
-            cluster,
-            primary: None,
-            replicas,
-            state: RouteState::default(),
-            idle_status: TransactionManagerStatus::default(),
-            last_route: None,
-            instrumentation: diesel::connection::get_default_instrumentation(),
-            cache_size: None,
-        }
-    }
-
     fn core(&self) -> &RoutingCore {
         &self.cluster.core
     }
@@ -141,18 +131,6 @@ where
     /// The node of the open transaction, if one is open.
     pub fn transaction_node(&self) -> Option<Node> {
         self.state.transaction
-    }
-
-    /// Pins this connection to the primary for the rest of its life (every statement goes
-    /// there). Fails on a read-only connection.
-    pub fn pin_primary(&mut self) -> Result<(), Error> {
-        if self.state.read_only {
-            return Err(Error::WriteOnReadRoute {
-                sql: "<pin to the primary>".into(),
-            });
-        }
-        self.state.force_primary = true;
-        Ok(())
     }
 
     /// Runs `f` on the primary's own connection (checked out if needed), bypassing routing: for
@@ -211,6 +189,9 @@ where
         kind: StatementKind,
         sql: impl FnOnce() -> String,
     ) -> Result<Node, Error> {
+        if kind.is_read() {
+            self.capture_position();
+        }
         let decision = self.state.decide(kind, self.core().consistency, sql)?;
         let route = self.resolve(decision)?;
         if kind.is_write() {
@@ -242,6 +223,9 @@ where
                 Ok(Route { node, reason })
             }
             Decision::AnyReplica(reason) => {
+                if let Some(target) = self.causal_target() {
+                    return self.resolve_causal(&target, reason);
+                }
                 for _ in 0..self.cluster.replicas.len() {
                     let Some(i) = self.core().pick_replica() else {
                         break;
@@ -283,6 +267,13 @@ where
                 }
             }
             Node::Replica(i) => {
+                let generation = self.cluster.core.health.generation(i);
+                if self.replicas[i]
+                    .as_ref()
+                    .is_some_and(|s| s.generation != generation)
+                {
+                    self.replicas[i] = None;
+                }
                 if self.replicas[i].is_none() {
                     if self.cluster.replicas[i].is_pooled() {
                         for slot in &mut self.replicas {
@@ -295,6 +286,7 @@ where
                     }
                     self.replicas[i] = Some(ReplicaSlot {
                         conn,
+                        generation,
                         _in_flight: self.cluster.core.health.enter(i),
                     });
                 }
@@ -318,15 +310,175 @@ where
         &mut self.idle_status
     }
 
-    /// Routes and runs a statement on the chosen node's connection.
+    /// Routes and runs a statement on the chosen node's connection. A read outside a
+    /// transaction that fails on a replica with a connection error is run once more on
+    /// another node (reads are safe to repeat); the replica is ejected.
     fn run<T>(
         &mut self,
         kind: StatementKind,
-        sql: impl FnOnce() -> String,
-        f: impl FnOnce(&mut C) -> QueryResult<T>,
+        sql: impl Fn() -> String,
+        mut f: impl FnMut(&mut C) -> QueryResult<T>,
     ) -> QueryResult<T> {
-        let node = self.route(kind, sql)?;
-        f(self.node_conn(node))
+        let node = self.route(kind, &sql)?;
+        match f(self.node_conn(node)) {
+            Err(e) if self.replica_connection_failed(node, kind, &e) => {
+                self.cluster.core.counters.read_retry();
+                self.cluster.core.metrics.read_retry();
+                let node = self.route(kind, &sql)?;
+                f(self.node_conn(node))
+            }
+            result => result,
+        }
+    }
+
+    /// After an error on `node`: if it is a replica connection's failure, eject the replica,
+    /// retire its connections and give this one back. Returns whether a read may be retried.
+    pub(crate) fn replica_connection_failed(
+        &mut self,
+        node: Node,
+        kind: StatementKind,
+        error: &diesel::result::Error,
+    ) -> bool {
+        let Node::Replica(i) = node else {
+            return false;
+        };
+        if !crate::error::is_connection_error(error) {
+            return false;
+        }
+        self.replicas[i] = None;
+        self.cluster.core.health.retire_connections(i);
+        self.cluster
+            .core
+            .replica_failed(i, &Error::Database(clone_error(error)));
+        kind.is_read() && self.state.transaction.is_none()
+    }
+
+    /// Under `Consistency::Causal`, the position a replica must have replayed to serve a read.
+    fn causal_target(&self) -> Option<Position> {
+        if self.core().consistency != Consistency::Causal {
+            return None;
+        }
+        self.state.sticky.token().map(|t| t.position().clone())
+    }
+
+    /// Reads the primary's position after writes committed (once per burst of writes, just
+    /// before the next read), for `Consistency::Causal` and [`Self::write_token`].
+    fn capture_position(&mut self) {
+        if !self.state.sticky.pending() || self.state.transaction.is_some() {
+            return;
+        }
+        let Some(queries) = <C::Backend as RwBackend>::POSITIONS else {
+            self.state.sticky.record_position(None);
+            return;
+        };
+        if self.core().consistency != Consistency::Causal {
+            return;
+        }
+        let position = match self.primary.as_deref_mut() {
+            Some(conn) => <C::Backend as RwBackend>::query_text(conn, queries.after_write)
+                .ok()
+                .flatten()
+                .and_then(|text| (queries.parse)(&text))
+                .filter(|p| *p != Position::Gtid(Vec::new())),
+            None => None,
+        };
+        if position.is_none() {
+            tracing::debug!(target: "diesel_rw", "position after write unknown: reads stay on the primary");
+        }
+        self.state.sticky.record_position(position);
+    }
+
+    /// Step 5 under `Consistency::Causal`: a replica that has replayed `target` (known from the
+    /// lag monitor; else checked on the replica, waiting up to `causal_wait` if set), else the
+    /// primary.
+    fn resolve_causal(&mut self, target: &Position, reason: Reason) -> Result<Route, Error> {
+        if let Some(i) = self.core().pick_caught_up(target) {
+            match self.ensure(Node::Replica(i)) {
+                Ok(()) => {
+                    return Ok(Route {
+                        node: Node::Replica(i),
+                        reason,
+                    })
+                }
+                Err(e) => self.cluster.core.replica_failed(i, &e),
+            }
+        }
+        let wait = self.core().causal_wait;
+        if !self.core().monitored || wait.is_some() {
+            if let Some(i) = self.core().pick_replica() {
+                match self.ensure(Node::Replica(i)) {
+                    Ok(()) => {
+                        if self.replica_has_reached(i, target, wait) {
+                            return Ok(Route {
+                                node: Node::Replica(i),
+                                reason,
+                            });
+                        }
+                    }
+                    Err(e) => self.cluster.core.replica_failed(i, &e),
+                }
+            }
+        }
+        self.cluster.core.counters.causal_primary_read();
+        self.ensure(Node::Primary)?;
+        Ok(Route {
+            node: Node::Primary,
+            reason: Reason::Sticky,
+        })
+    }
+
+    /// Asks replica `i` (held) whether it has replayed `target`, waiting up to `wait`.
+    fn replica_has_reached(&mut self, i: usize, target: &Position, wait: Option<Duration>) -> bool {
+        let Some(queries) = <C::Backend as RwBackend>::POSITIONS else {
+            return false;
+        };
+        let health = self.cluster.core.health.clone();
+        let conn = self.node_conn(Node::Replica(i));
+        let check = |conn: &mut C| {
+            <C::Backend as RwBackend>::query_text(conn, queries.replayed)
+                .ok()
+                .flatten()
+                .and_then(|text| (queries.parse)(&text))
+                .inspect(|p| health.note_replayed(i, p.clone()))
+                .is_some_and(|p| p.has_reached(target))
+        };
+        if check(conn) {
+            return true;
+        }
+        let Some(wait) = wait else {
+            return false;
+        };
+        self.cluster.core.counters.causal_wait();
+        self.cluster.core.metrics.causal_wait();
+        let conn = self.node_conn(Node::Replica(i));
+        if let Some(wait_sql) = queries.wait {
+            return <C::Backend as RwBackend>::query_text(conn, &wait_sql(target, wait))
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.trim() == "0");
+        }
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+            if check(conn) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// A token for this connection's writes so far: hand it to
+    /// [`RwPool::get_after`](crate::RwPool::get_after) elsewhere to read them back. `None` if
+    /// the connection has not written, or the backend has no replication positions, or the
+    /// pool's consistency is not `Causal`.
+    pub fn write_token(&mut self) -> Option<WriteToken> {
+        self.capture_position();
+        self.state.sticky.token().cloned()
+    }
+
+    /// Starts from another connection's write: reads go to replicas that have replayed it.
+    pub(crate) fn adopt(&mut self, token: WriteToken) {
+        self.state.sticky.adopt(token);
     }
 }
 
@@ -343,7 +495,7 @@ impl<C: R2D2Connection + 'static> ConnectionSealed for RwConnection<C> {}
 
 impl<C> SimpleConnection for RwConnection<C>
 where
-    C: R2D2Connection + 'static,
+    C: R2D2Connection + LoadConnection + 'static,
     C::Backend: RwBackend,
 {
     fn batch_execute(&mut self, query: &str) -> QueryResult<()> {
@@ -357,7 +509,7 @@ where
 
 impl<C> Connection for RwConnection<C>
 where
-    C: R2D2Connection + 'static,
+    C: R2D2Connection + LoadConnection + 'static,
     C::Backend: RwBackend,
 {
     type Backend = C::Backend;
@@ -428,7 +580,7 @@ where
 
 impl<B, C> LoadConnection<B> for RwConnection<C>
 where
-    C: LoadConnection<B> + R2D2Connection + 'static,
+    C: LoadConnection<B> + LoadConnection + R2D2Connection + 'static,
     C::Backend: RwBackend,
 {
     type Cursor<'conn, 'query>
@@ -451,13 +603,32 @@ where
         // `INSERT ... RETURNING` arrives here: the classification makes it a write.
         let kind = classify_query::<C::Backend, T>(&source);
         let node = self.route(kind, || render::<C::Backend, T>(&source))?;
-        <C as LoadConnection<B>>::load(self.node_conn(node), source)
+        // A failed load cannot be run again (it consumed the query): eject the replica and
+        // retire its connections, so the next statements avoid it.
+        let cluster = &self.cluster;
+        match node {
+            Node::Primary => {
+                let conn = self.primary.as_deref_mut().expect("held");
+                <C as LoadConnection<B>>::load(conn, source)
+            }
+            Node::Replica(i) => {
+                let slot = self.replicas[i].as_mut().expect("held");
+                <C as LoadConnection<B>>::load(&mut *slot.conn, source).inspect_err(|e| {
+                    if crate::error::is_connection_error(e) {
+                        cluster.core.health.retire_connections(i);
+                        cluster
+                            .core
+                            .replica_failed(i, &Error::Database(clone_error(e)));
+                    }
+                })
+            }
+        }
     }
 }
 
 impl<C> R2D2Connection for RwConnection<C>
 where
-    C: R2D2Connection + 'static,
+    C: R2D2Connection + LoadConnection + 'static,
     C::Backend: RwBackend,
 {
     /// Pings the primary.
@@ -478,7 +649,7 @@ where
 
 impl<C> MigrationConnection for RwConnection<C>
 where
-    C: MigrationConnection + R2D2Connection + 'static,
+    C: MigrationConnection + R2D2Connection + LoadConnection + 'static,
     C::Backend: RwBackend,
 {
     /// Pins this connection to the primary (migrations read and write the primary only), then
@@ -495,22 +666,55 @@ where
 
 impl<Changes, Output, C> UpdateAndFetchResults<Changes, Output> for RwConnection<C>
 where
-    C: UpdateAndFetchResults<Changes, Output> + R2D2Connection + 'static,
+    C: UpdateAndFetchResults<Changes, Output> + R2D2Connection + LoadConnection + 'static,
     C::Backend: RwBackend,
 {
     /// `save_changes` runs on the primary (it writes, and reads back what it wrote).
     fn update_and_fetch(&mut self, changeset: Changes) -> QueryResult<Output> {
+        let mut changeset = Some(changeset);
         self.run(
             StatementKind::Write,
             || "<save_changes>".into(),
-            |c| c.update_and_fetch(changeset),
+            // Writes are never retried, so the closure runs once.
+            |c| c.update_and_fetch(changeset.take().expect("a write runs once")),
         )
     }
 }
 
 impl<C: R2D2Connection + 'static> RwConnection<C> {
+    pub(crate) fn new(cluster: Arc<Cluster<C>>) -> Self {
+        let replicas = (0..cluster.replicas.len()).map(|_| None).collect();
+        RwConnection {
+            cluster,
+            primary: None,
+            replicas,
+            state: RouteState::default(),
+            idle_status: TransactionManagerStatus::default(),
+            last_route: None,
+            instrumentation: diesel::connection::get_default_instrumentation(),
+            cache_size: None,
+        }
+    }
+
+    /// Pins this connection to the primary for the rest of its life (every statement goes
+    /// there). Fails on a read-only connection.
+    pub fn pin_primary(&mut self) -> Result<(), Error> {
+        if self.state.read_only {
+            return Err(Error::WriteOnReadRoute {
+                sql: "<pin to the primary>".into(),
+            });
+        }
+        self.state.force_primary = true;
+        Ok(())
+    }
+
     /// Which role served the last statement, if any ran.
     pub fn last_role(&self) -> Option<Role> {
         self.last_route.map(|r| r.role())
     }
+}
+
+/// A copy of a diesel error for the ejection log (diesel's error is not `Clone`).
+fn clone_error(error: &diesel::result::Error) -> diesel::result::Error {
+    diesel::result::Error::QueryBuilderError(error.to_string().into())
 }

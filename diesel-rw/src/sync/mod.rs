@@ -2,6 +2,7 @@
 //! [`Connection`](diesel::Connection) that routes each statement.
 
 mod connection;
+mod monitor;
 mod node;
 mod pool;
 mod transaction;

@@ -11,12 +11,13 @@ use scheduled_thread_pool::ScheduledThreadPool;
 use crate::backend::RwBackend;
 use crate::config::Config;
 use crate::error::Error;
+use crate::health::Health;
 use crate::route::Role;
 use crate::url::NodeUrl;
 
 /// A connection held by an [`RwConnection`](crate::RwConnection).
 pub(crate) enum Held<C: R2D2Connection + 'static> {
-    Pooled(PooledConnection<ConnectionManager<C>>),
+    Pooled(PooledConnection<NodeManager<C>>),
     Owned(C),
 }
 
@@ -24,7 +25,7 @@ impl<C: R2D2Connection + 'static> Deref for Held<C> {
     type Target = C;
     fn deref(&self) -> &C {
         match self {
-            Held::Pooled(c) => c,
+            Held::Pooled(c) => &c.conn,
             Held::Owned(c) => c,
         }
     }
@@ -33,9 +34,70 @@ impl<C: R2D2Connection + 'static> Deref for Held<C> {
 impl<C: R2D2Connection + 'static> DerefMut for Held<C> {
     fn deref_mut(&mut self) -> &mut C {
         match self {
-            Held::Pooled(c) => c,
+            Held::Pooled(c) => &mut c.conn,
             Held::Owned(c) => c,
         }
+    }
+}
+
+/// The replica a pool serves, for generation tracking.
+#[derive(Clone)]
+pub(crate) struct ReplicaRef {
+    health: Arc<Health>,
+    index: usize,
+}
+
+impl ReplicaRef {
+    pub(crate) fn new(health: &Arc<Health>, index: usize) -> Self {
+        ReplicaRef {
+            health: health.clone(),
+            index,
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        self.health.generation(self.index)
+    }
+}
+
+/// A pooled connection with its node's connection generation when it connected. After a
+/// connection error on a replica its generation moves on, and older connections (likely broken
+/// the same way) are discarded instead of reused.
+pub(crate) struct Tracked<C> {
+    conn: C,
+    generation: u64,
+}
+
+/// diesel's r2d2 manager, plus generation tracking for replicas.
+pub(crate) struct NodeManager<C: R2D2Connection + 'static> {
+    inner: ConnectionManager<C>,
+    replica: Option<ReplicaRef>,
+}
+
+fn is_stale<C>(replica: &Option<ReplicaRef>, conn: &Tracked<C>) -> bool {
+    replica
+        .as_ref()
+        .is_some_and(|r| r.generation() != conn.generation)
+}
+
+impl<C: R2D2Connection + Send + 'static> r2d2::ManageConnection for NodeManager<C> {
+    type Connection = Tracked<C>;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<Tracked<C>, Self::Error> {
+        let generation = self.replica.as_ref().map_or(0, ReplicaRef::generation);
+        Ok(Tracked {
+            conn: self.inner.connect()?,
+            generation,
+        })
+    }
+
+    fn is_valid(&self, conn: &mut Tracked<C>) -> Result<(), Self::Error> {
+        self.inner.is_valid(&mut conn.conn)
+    }
+
+    fn has_broken(&self, conn: &mut Tracked<C>) -> bool {
+        self.inner.has_broken(&mut conn.conn) || is_stale(&self.replica, conn)
     }
 }
 
@@ -44,11 +106,12 @@ pub(crate) struct NodeSource<C: R2D2Connection + 'static> {
     url: NodeUrl,
     role: Role,
     timeout: Duration,
+    replica: Option<ReplicaRef>,
     kind: SourceKind<C>,
 }
 
 enum SourceKind<C: R2D2Connection + 'static> {
-    Pool(r2d2::Pool<ConnectionManager<C>>),
+    Pool(r2d2::Pool<NodeManager<C>>),
     Direct,
 }
 
@@ -57,13 +120,18 @@ impl<C: R2D2Connection + 'static> NodeSource<C> {
     /// a node that is down when the pool is built does not stop the build.
     pub(crate) fn pooled(
         url: &NodeUrl,
-        role: Role,
         config: &Config,
         threads: &Arc<ScheduledThreadPool>,
+        replica: Option<ReplicaRef>,
     ) -> Self
     where
         C::Backend: RwBackend,
     {
+        let role = if replica.is_some() {
+            Role::Replica
+        } else {
+            Role::Primary
+        };
         let (max_size, timeout) = match role {
             Role::Primary => (config.max_size, config.connection_timeout),
             Role::Replica => (
@@ -91,7 +159,11 @@ impl<C: R2D2Connection + 'static> NodeSource<C> {
             url: url.clone(),
             role,
             timeout,
-            kind: SourceKind::Pool(builder.build_unchecked(ConnectionManager::new(url.expose()))),
+            replica: replica.clone(),
+            kind: SourceKind::Pool(builder.build_unchecked(NodeManager {
+                inner: ConnectionManager::new(url.expose()),
+                replica,
+            })),
         }
     }
 
@@ -101,6 +173,7 @@ impl<C: R2D2Connection + 'static> NodeSource<C> {
             url: url.clone(),
             role,
             timeout,
+            replica: None,
             kind: SourceKind::Direct,
         }
     }
@@ -115,6 +188,26 @@ impl<C: R2D2Connection + 'static> NodeSource<C> {
         self.url.redacted()
     }
 
+    /// The node's URL, for the lag monitor's own connections.
+    pub(crate) fn url(&self) -> &NodeUrl {
+        &self.url
+    }
+
+    fn checkout_error(&self, source: r2d2::Error) -> Error {
+        match self.role {
+            Role::Primary => Error::PrimaryUnavailable {
+                timeout: self.timeout,
+                source,
+            },
+            Role::Replica => Error::Checkout {
+                role: self.role,
+                node: self.url.redacted().to_owned(),
+                timeout: self.timeout,
+                source,
+            },
+        }
+    }
+
     /// Gets a connection: from the pool within the node's timeout, or a new one.
     pub(crate) fn checkout(&self) -> Result<Held<C>, Error>
     where
@@ -122,28 +215,28 @@ impl<C: R2D2Connection + 'static> NodeSource<C> {
     {
         match &self.kind {
             SourceKind::Pool(pool) => {
-                pool.get_timeout(self.timeout)
-                    .map(Held::Pooled)
-                    .map_err(|source| match self.role {
-                        Role::Primary => Error::PrimaryUnavailable {
-                            timeout: self.timeout,
-                            source,
-                        },
-                        Role::Replica => Error::Checkout {
-                            role: self.role,
-                            node: self.url.redacted().to_owned(),
-                            timeout: self.timeout,
-                            source,
-                        },
-                    })
+                // Idle connections made before the node's last connection error are skipped
+                // (and discarded when dropped); at most a pool's worth of them.
+                let mut conn = pool
+                    .get_timeout(self.timeout)
+                    .map_err(|e| self.checkout_error(e))?;
+                for _ in 0..pool.max_size() {
+                    if !is_stale(&self.replica, &conn) {
+                        break;
+                    }
+                    drop(conn);
+                    conn = pool
+                        .get_timeout(self.timeout)
+                        .map_err(|e| self.checkout_error(e))?;
+                }
+                Ok(Held::Pooled(conn))
             }
             SourceKind::Direct => {
-                let mut conn =
-                    C::establish(self.url.expose()).map_err(|source| Error::Connect {
-                        role: self.role,
-                        node: self.url.redacted().to_owned(),
-                        source,
-                    })?;
+                let mut conn = C::establish(self.url.expose()).map_err(|source| Error::Connect {
+                    role: self.role,
+                    node: self.url.redacted().to_owned(),
+                    source,
+                })?;
                 if self.role == Role::Replica {
                     conn.batch_execute(<C::Backend as RwBackend>::READ_ONLY_SESSION)?;
                 }
@@ -157,9 +250,12 @@ impl<C: R2D2Connection + 'static> NodeSource<C> {
 #[derive(Debug)]
 struct ReadOnlySession(&'static str);
 
-impl<C: R2D2Connection> r2d2::CustomizeConnection<C, diesel::r2d2::Error> for ReadOnlySession {
-    fn on_acquire(&self, conn: &mut C) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(self.0)
+impl<C: R2D2Connection> r2d2::CustomizeConnection<Tracked<C>, diesel::r2d2::Error>
+    for ReadOnlySession
+{
+    fn on_acquire(&self, conn: &mut Tracked<C>) -> Result<(), diesel::r2d2::Error> {
+        conn.conn
+            .batch_execute(self.0)
             .map_err(diesel::r2d2::Error::QueryError)
     }
 }

@@ -3,15 +3,17 @@
 use std::fmt;
 use std::sync::Arc;
 
+use diesel::connection::LoadConnection;
 use diesel::r2d2::R2D2Connection;
 use scheduled_thread_pool::ScheduledThreadPool;
 
 use super::connection::RwConnection;
-use super::node::NodeSource;
+use super::node::{NodeSource, ReplicaRef};
 use crate::backend::RwBackend;
 use crate::config::{Config, RwPoolBuilder};
+use crate::consistency::WriteToken;
 use crate::error::Error;
-use crate::route::{Role, RoutingCore};
+use crate::route::RoutingCore;
 use crate::stats::Stats;
 
 /// A pool of connections to a primary and its read replicas.
@@ -76,7 +78,7 @@ impl<C: R2D2Connection + 'static> fmt::Debug for RwPool<C> {
 
 impl<C> RwPool<C>
 where
-    C: R2D2Connection + 'static,
+    C: R2D2Connection + LoadConnection + 'static,
     C::Backend: RwBackend,
 {
     /// A builder for a pool.
@@ -113,6 +115,15 @@ where
         Ok(conn)
     }
 
+    /// A connection that reads `token`'s write back: under [`Consistency::Causal`](crate::Consistency::Causal)
+    /// its reads go to a replica only once the replica has replayed the write (else to the
+    /// primary); under the other modes it starts sticky, as if it had written.
+    pub fn get_after(&self, token: &WriteToken) -> Result<RwConnection<C>, Error> {
+        let mut conn = RwConnection::new(self.cluster.clone());
+        conn.adopt(token.clone());
+        Ok(conn)
+    }
+
     /// A snapshot of what was routed where since the pool was built.
     pub fn stats(&self) -> Stats {
         self.cluster.core.stats()
@@ -126,7 +137,7 @@ where
 
 impl<C> RwPoolBuilder<RwPool<C>>
 where
-    C: R2D2Connection + 'static,
+    C: R2D2Connection + LoadConnection + 'static,
     C::Backend: RwBackend,
 {
     /// Validates the settings and builds the pool. Does not connect: a node that is down now
@@ -143,17 +154,25 @@ where
                 .thread_name_pattern("diesel-rw-r2d2-{}")
                 .build(),
         );
-        let cluster = Cluster {
-            core: RoutingCore::new(&config, &primary),
-            primary: NodeSource::pooled(&primary, Role::Primary, &config, &threads),
+        let core = RoutingCore::new(&config, &primary);
+        let health = core.health.clone();
+        let cluster = Arc::new(Cluster {
+            core,
+            primary: NodeSource::pooled(&primary, &config, &threads, None),
             replicas: config
                 .replicas
                 .iter()
-                .map(|(url, _)| NodeSource::pooled(url, Role::Replica, &config, &threads))
+                .enumerate()
+                .map(|(i, (url, _))| {
+                    NodeSource::pooled(url, &config, &threads, Some(ReplicaRef::new(&health, i)))
+                })
                 .collect(),
-        };
-        Ok(RwPool {
-            cluster: Arc::new(cluster),
-        })
+        });
+        if let Some(interval) = config.monitor_interval() {
+            if !config.replicas.is_empty() {
+                super::monitor::spawn(&cluster, interval);
+            }
+        }
+        Ok(RwPool { cluster })
     }
 }

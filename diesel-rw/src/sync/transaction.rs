@@ -1,6 +1,6 @@
 //! [`RwTransactionManager`]: transactions pinned to the node that began them.
 
-use diesel::connection::{TransactionManager, TransactionManagerStatus};
+use diesel::connection::{LoadConnection, TransactionManager, TransactionManagerStatus};
 use diesel::r2d2::R2D2Connection;
 use diesel::result::QueryResult;
 
@@ -20,7 +20,7 @@ pub struct RwTransactionManager;
 
 impl<C> TransactionManager<RwConnection<C>> for RwTransactionManager
 where
-    C: R2D2Connection + 'static,
+    C: R2D2Connection + LoadConnection + 'static,
     C::Backend: RwBackend,
 {
     type TransactionStateData = TransactionManagerStatus;
@@ -73,7 +73,7 @@ where
 /// which counts from the moment the writes became visible.
 fn after_step<C>(conn: &mut RwConnection<C>, node: Node, committed: bool)
 where
-    C: R2D2Connection + 'static,
+    C: R2D2Connection + LoadConnection + 'static,
     C::Backend: RwBackend,
 {
     let status = C::TransactionManager::transaction_manager_status_mut(conn.node_conn(node));
