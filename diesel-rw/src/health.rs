@@ -59,6 +59,8 @@ pub(crate) struct ReplicaHealth {
 /// The health of every replica of a pool.
 #[derive(Debug)]
 pub(crate) struct Health {
+    /// Bumped when the primary's connections must not be reused.
+    primary_generation: AtomicU64,
     epoch: Instant,
     cooldown: Duration,
     replicas: Vec<ReplicaHealth>,
@@ -67,6 +69,7 @@ pub(crate) struct Health {
 impl Health {
     pub(crate) fn new(weights: impl IntoIterator<Item = u32>, cooldown: Duration) -> Self {
         Health {
+            primary_generation: AtomicU64::new(0),
             epoch: Instant::now(),
             cooldown,
             replicas: weights
@@ -175,14 +178,32 @@ impl Health {
         self.replicas[i].lagging.load(Ordering::Relaxed)
     }
 
+    /// The generation of a node's connections.
+    pub(crate) fn generation_of(&self, node: crate::Node) -> u64 {
+        match node {
+            crate::Node::Primary => &self.primary_generation,
+            crate::Node::Replica(i) => &self.replicas[i].generation,
+        }
+        .load(Ordering::Acquire)
+    }
+
     /// The generation of replica `i`'s connections.
     pub(crate) fn generation(&self, i: usize) -> u64 {
-        self.replicas[i].generation.load(Ordering::Acquire)
+        self.generation_of(crate::Node::Replica(i))
+    }
+
+    /// Marks every connection of a node made so far as not to be reused.
+    pub(crate) fn retire(&self, node: crate::Node) {
+        match node {
+            crate::Node::Primary => &self.primary_generation,
+            crate::Node::Replica(i) => &self.replicas[i].generation,
+        }
+        .fetch_add(1, Ordering::AcqRel);
     }
 
     /// Marks every connection of replica `i` made so far as not to be reused.
     pub(crate) fn retire_connections(&self, i: usize) {
-        self.replicas[i].generation.fetch_add(1, Ordering::AcqRel);
+        self.retire(crate::Node::Replica(i));
     }
 
     /// Counts a checked-out connection of replica `i`; the guard uncounts it when dropped.

@@ -5,6 +5,8 @@
 pub mod proxy;
 #[macro_use]
 pub mod suite;
+#[macro_use]
+pub mod causal;
 
 #[cfg(feature = "mysql")]
 pub mod mysql;
@@ -185,4 +187,24 @@ pub fn test_dir(test: &str) -> std::path::PathBuf {
 /// `name`, or its default when unset.
 pub fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+/// Runs `scripts/db <args>` (stop/start a node of the test bed).
+pub fn testbed(args: &[&str]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/db");
+    let out = std::process::Command::new(script)
+        .args(args)
+        .output()
+        .expect("run scripts/db");
+    assert!(
+        out.status.success(),
+        "scripts/db {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Serializes the tests of one binary that change the shared test bed (lag, stopped nodes).
+pub fn bed_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }

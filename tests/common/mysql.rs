@@ -161,3 +161,21 @@ pub fn select_for_update(
         .for_update()
         .load(conn)
 }
+
+/// Delays the replica by `ms` milliseconds, rounded up to whole seconds (MASTER_DELAY is in
+/// seconds; 0 undoes it).
+pub fn set_lag(ms: u64) {
+    let admin = super::env_or(
+        "DIESEL_RW_MYSQL_REPLICA_ADMIN_URL",
+        "mysql://root@127.0.0.1:33307/mysql",
+    );
+    let mut c = direct(&admin);
+    c.batch_execute("STOP SLAVE").unwrap();
+    c.batch_execute(&format!("CHANGE MASTER TO MASTER_DELAY = {}", ms.div_ceil(1000)))
+        .unwrap();
+    c.batch_execute("START SLAVE").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+}
+
+/// The node name of the replica in scripts/db.
+pub const REPLICA_NODE: &str = "maria-replica";

@@ -143,3 +143,21 @@ pub fn select_for_update(
         .for_update()
         .load(conn)
 }
+
+/// Delays the standby's replay by `ms` milliseconds (0 undoes it).
+pub fn set_lag(ms: u64) {
+    let admin = super::env_or(
+        "DIESEL_RW_PG_REPLICA_ADMIN_URL",
+        "postgres://postgres@127.0.0.1:55433/postgres",
+    );
+    let mut c = direct(&admin);
+    c.batch_execute(&format!(
+        "ALTER SYSTEM SET recovery_min_apply_delay = '{ms}ms'"
+    ))
+    .unwrap();
+    c.batch_execute("SELECT pg_reload_conf()").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+}
+
+/// The node name of the replica in scripts/db.
+pub const REPLICA_NODE: &str = "pg-replica";

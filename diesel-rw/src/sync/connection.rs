@@ -67,6 +67,8 @@ use crate::route::{Decision, Node, Reason, Role, Route, RouteState, RoutingCore}
 pub struct RwConnection<C: R2D2Connection + 'static> {
     pub(crate) cluster: Arc<Cluster<C>>,
     primary: Option<Held<C>>,
+    /// The primary's connection generation when `primary` was checked out.
+    primary_generation: u64,
     replicas: Vec<Option<ReplicaSlot<C>>>,
     pub(crate) state: RouteState,
     idle_status: TransactionManagerStatus,
@@ -256,7 +258,12 @@ where
     fn ensure(&mut self, node: Node) -> Result<(), Error> {
         match node {
             Node::Primary => {
+                let generation = self.cluster.core.health.generation_of(Node::Primary);
+                if self.primary_generation != generation {
+                    self.primary = None;
+                }
                 if self.primary.is_none() {
+                    self.primary_generation = generation;
                     let mut conn = self.cluster.primary.checkout().inspect_err(|_| {
                         self.cluster.core.counters.failure(Node::Primary);
                     })?;
@@ -339,12 +346,16 @@ where
         kind: StatementKind,
         error: &diesel::result::Error,
     ) -> bool {
-        let Node::Replica(i) = node else {
-            return false;
-        };
         if !crate::error::is_connection_error(error) {
             return false;
         }
+        let Node::Replica(i) = node else {
+            // The primary's other connections likely broke the same way: make the next
+            // checkout connect anew (and fail fast with PrimaryUnavailable if it is down).
+            self.primary = None;
+            self.cluster.core.health.retire(Node::Primary);
+            return false;
+        };
         self.replicas[i] = None;
         self.cluster.core.health.retire_connections(i);
         self.cluster
@@ -609,7 +620,11 @@ where
         match node {
             Node::Primary => {
                 let conn = self.primary.as_deref_mut().expect("held");
-                <C as LoadConnection<B>>::load(conn, source)
+                <C as LoadConnection<B>>::load(conn, source).inspect_err(|e| {
+                    if crate::error::is_connection_error(e) {
+                        cluster.core.health.retire(Node::Primary);
+                    }
+                })
             }
             Node::Replica(i) => {
                 let slot = self.replicas[i].as_mut().expect("held");
@@ -687,6 +702,7 @@ impl<C: R2D2Connection + 'static> RwConnection<C> {
         RwConnection {
             cluster,
             primary: None,
+            primary_generation: 0,
             replicas,
             state: RouteState::default(),
             idle_status: TransactionManagerStatus::default(),

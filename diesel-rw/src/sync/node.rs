@@ -12,7 +12,7 @@ use crate::backend::RwBackend;
 use crate::config::Config;
 use crate::error::Error;
 use crate::health::Health;
-use crate::route::Role;
+use crate::route::{Node, Role};
 use crate::url::NodeUrl;
 
 /// A connection held by an [`RwConnection`](crate::RwConnection).
@@ -40,23 +40,23 @@ impl<C: R2D2Connection + 'static> DerefMut for Held<C> {
     }
 }
 
-/// The replica a pool serves, for generation tracking.
+/// The node a pool serves, for generation tracking.
 #[derive(Clone)]
-pub(crate) struct ReplicaRef {
+pub(crate) struct NodeRef {
     health: Arc<Health>,
-    index: usize,
+    node: Node,
 }
 
-impl ReplicaRef {
-    pub(crate) fn new(health: &Arc<Health>, index: usize) -> Self {
-        ReplicaRef {
+impl NodeRef {
+    pub(crate) fn new(health: &Arc<Health>, node: Node) -> Self {
+        NodeRef {
             health: health.clone(),
-            index,
+            node,
         }
     }
 
     fn generation(&self) -> u64 {
-        self.health.generation(self.index)
+        self.health.generation_of(self.node)
     }
 }
 
@@ -71,10 +71,10 @@ pub(crate) struct Tracked<C> {
 /// diesel's r2d2 manager, plus generation tracking for replicas.
 pub(crate) struct NodeManager<C: R2D2Connection + 'static> {
     inner: ConnectionManager<C>,
-    replica: Option<ReplicaRef>,
+    replica: Option<NodeRef>,
 }
 
-fn is_stale<C>(replica: &Option<ReplicaRef>, conn: &Tracked<C>) -> bool {
+fn is_stale<C>(replica: &Option<NodeRef>, conn: &Tracked<C>) -> bool {
     replica
         .as_ref()
         .is_some_and(|r| r.generation() != conn.generation)
@@ -85,7 +85,7 @@ impl<C: R2D2Connection + Send + 'static> r2d2::ManageConnection for NodeManager<
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<Tracked<C>, Self::Error> {
-        let generation = self.replica.as_ref().map_or(0, ReplicaRef::generation);
+        let generation = self.replica.as_ref().map_or(0, NodeRef::generation);
         Ok(Tracked {
             conn: self.inner.connect()?,
             generation,
@@ -106,7 +106,7 @@ pub(crate) struct NodeSource<C: R2D2Connection + 'static> {
     url: NodeUrl,
     role: Role,
     timeout: Duration,
-    replica: Option<ReplicaRef>,
+    replica: Option<NodeRef>,
     kind: SourceKind<C>,
 }
 
@@ -122,16 +122,13 @@ impl<C: R2D2Connection + 'static> NodeSource<C> {
         url: &NodeUrl,
         config: &Config,
         threads: &Arc<ScheduledThreadPool>,
-        replica: Option<ReplicaRef>,
+        node: NodeRef,
     ) -> Self
     where
         C::Backend: RwBackend,
     {
-        let role = if replica.is_some() {
-            Role::Replica
-        } else {
-            Role::Primary
-        };
+        let role = node.node.role();
+        let replica = Some(node);
         let (max_size, timeout) = match role {
             Role::Primary => (config.max_size, config.connection_timeout),
             Role::Replica => (

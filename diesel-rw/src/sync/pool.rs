@@ -8,12 +8,12 @@ use diesel::r2d2::R2D2Connection;
 use scheduled_thread_pool::ScheduledThreadPool;
 
 use super::connection::RwConnection;
-use super::node::{NodeSource, ReplicaRef};
+use super::node::{NodeRef, NodeSource};
 use crate::backend::RwBackend;
 use crate::config::{Config, RwPoolBuilder};
 use crate::consistency::WriteToken;
 use crate::error::Error;
-use crate::route::RoutingCore;
+use crate::route::{Node, RoutingCore};
 use crate::stats::Stats;
 
 /// A pool of connections to a primary and its read replicas.
@@ -158,13 +158,18 @@ where
         let health = core.health.clone();
         let cluster = Arc::new(Cluster {
             core,
-            primary: NodeSource::pooled(&primary, &config, &threads, None),
+            primary: NodeSource::pooled(
+                &primary,
+                &config,
+                &threads,
+                NodeRef::new(&health, Node::Primary),
+            ),
             replicas: config
                 .replicas
                 .iter()
                 .enumerate()
                 .map(|(i, (url, _))| {
-                    NodeSource::pooled(url, &config, &threads, Some(ReplicaRef::new(&health, i)))
+                    NodeSource::pooled(url, &config, &threads, NodeRef::new(&health, Node::Replica(i)))
                 })
                 .collect(),
         });
