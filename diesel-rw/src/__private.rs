@@ -5,6 +5,8 @@ pub use crate::route::Role;
 pub use crate::router::Router;
 pub use crate::Error;
 pub use core::borrow::BorrowMut;
+pub use crate::sync::RwConnection;
+pub use diesel::Connection;
 
 /// Routes `source` (the expansion's one entry point, so error messages name it).
 #[inline]

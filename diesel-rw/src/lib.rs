@@ -86,3 +86,50 @@ pub use router::{Rerouted, Router};
 pub use stats::{NodeStats, Stats};
 pub use sync::{RwConnection, RwPool, RwTransactionManager};
 pub use url::{redact, NodeUrl};
+/// `#[read_only]` runs a function on a read-only connection (a replica); `#[master]` runs it on
+/// the primary. The body gets `conn`, routed from the first argument (or `self`, or
+/// `pool = <expr>`), which implements [`Router`]: a `&RwPool`, or the `conn` of another annotated
+/// function, which keeps its route. See each attribute for its options and expansion.
+///
+/// ```
+/// # #[cfg(feature = "sqlite")] fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use diesel::connection::SimpleConnection;
+/// use diesel::prelude::*;
+/// use diesel_rw::{master, read_only, Node, Router, RwPool};
+///
+/// diesel::table! { users (id) { id -> Integer, name -> Text } }
+///
+/// /// A read: on a replica, or on the primary when called with a `conn` pinned there.
+/// #[read_only]
+/// fn count<R: Router<Connection = SqliteConnection>>(db: R) -> QueryResult<(i64, Option<Node>)> {
+///     let n = users::table.count().get_result(conn)?;
+///     Ok((n, conn.last_route().map(|r| r.node)))
+/// }
+///
+/// /// A write in a transaction; the nested read runs in it and sees the new row.
+/// #[master(transaction)]
+/// fn add(db: &RwPool<SqliteConnection>, name: &str) -> QueryResult<(i64, Option<Node>)> {
+///     diesel::insert_into(users::table).values(users::name.eq(name)).execute(conn)?;
+///     count(&mut *conn)
+/// }
+///
+/// // Two SQLite files stand in for a primary and its replica.
+/// let dir = std::env::temp_dir().join(format!("diesel-rw-macros-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let (primary, replica) = (dir.join("primary.db"), dir.join("replica.db"));
+/// for db in [&primary, &replica] {
+///     let _ = std::fs::remove_file(db);
+///     SqliteConnection::establish(db.to_str().unwrap())?
+///         .batch_execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")?;
+/// }
+/// let pool = RwPool::<SqliteConnection>::builder()
+///     .primary(primary.to_str().unwrap())
+///     .replica(replica.to_str().unwrap())
+///     .build()?;
+///
+/// assert_eq!(add(&pool, "ada")?, (1, Some(Node::Primary)));     // inside the transaction
+/// assert_eq!(count(&pool)?, (0, Some(Node::Replica(0))));        // the replica has not the row
+/// # Ok(()) }
+/// # #[cfg(not(feature = "sqlite"))] fn main() {}
+/// ```
+pub use diesel_rw_macros::{master, read_only};

@@ -1,0 +1,17 @@
+// An option the attribute does not have.
+use diesel::prelude::*;
+use diesel_rw::{read_only, RwPool};
+
+diesel::table! {
+    users (id) {
+        id -> Integer,
+        name -> Text,
+    }
+}
+
+#[read_only(replica = 1)]
+pub fn count(db: &RwPool<SqliteConnection>) -> QueryResult<i64> {
+    users::table.count().get_result(conn)
+}
+
+fn main() {}
