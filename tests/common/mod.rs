@@ -7,6 +7,8 @@ pub mod proxy;
 pub mod suite;
 #[macro_use]
 pub mod causal;
+#[macro_use]
+pub mod macros;
 
 #[cfg(feature = "mysql")]
 pub mod mysql;
