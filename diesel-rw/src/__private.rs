@@ -7,6 +7,8 @@ pub use crate::Error;
 pub use core::borrow::BorrowMut;
 pub use crate::sync::RwConnection;
 pub use diesel::Connection;
+#[cfg(feature = "async")]
+pub use crate::asynchronous::{AsyncRouter, AsyncRwConnection};
 
 /// Routes `source` (the expansion's one entry point, so error messages name it).
 #[inline]

@@ -47,6 +47,9 @@
 //! ## Features
 //!
 //! - `postgres`, `mysql`, `sqlite`: the backends (SQLite is bundled: nothing to install).
+//! - `async`: `AsyncRwPool` and `AsyncRwConnection` over diesel-async and deadpool, with the
+//!   same routing, for `AsyncPgConnection`, `AsyncMysqlConnection` and
+//!   `SyncConnectionWrapper<SqliteConnection>`.
 //!
 //! ## Logging
 //!
@@ -69,6 +72,9 @@ mod router;
 mod stats;
 mod sync;
 mod url;
+#[cfg(feature = "async")]
+#[path = "async/mod.rs"]
+mod asynchronous;
 
 #[doc(hidden)]
 pub mod __private;
@@ -86,6 +92,11 @@ pub use router::{Rerouted, Router};
 pub use stats::{NodeStats, Stats};
 pub use sync::{RwConnection, RwPool, RwTransactionManager};
 pub use url::{redact, NodeUrl};
+#[cfg(feature = "async")]
+pub use asynchronous::{
+    AsyncPoolable, AsyncRerouted, AsyncRouter, AsyncRwConnection, AsyncRwPool,
+    AsyncRwTransactionManager, NodePoolStatus, PoolStatus, Routed,
+};
 /// `#[read_only]` runs a function on a read-only connection (a replica); `#[master]` runs it on
 /// the primary. The body gets `conn`, routed from the first argument (or `self`, or
 /// `pool = <expr>`), which implements [`Router`]: a `&RwPool`, or the `conn` of another annotated

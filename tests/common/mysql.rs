@@ -179,3 +179,38 @@ pub fn set_lag(ms: u64) {
 
 /// The node name of the replica in scripts/db.
 pub const REPLICA_NODE: &str = "maria-replica";
+
+/// The async twin of [`Conn`].
+#[cfg(feature = "async")]
+pub type AsyncConn = diesel_async::AsyncMysqlConnection;
+
+/// The primary's pool size for the async concurrency test.
+#[cfg(feature = "async")]
+pub const ASYNC_PRIMARY_POOL: u32 = 4;
+
+/// diesel has no RETURNING for MySQL; MariaDB has it in SQL. The statement arrives through
+/// `load` and must be routed as a write to the primary; the row's `node` proves the server.
+#[cfg(feature = "async")]
+pub async fn async_insert_returning(
+    conn: &mut diesel_rw::AsyncRwConnection<AsyncConn>,
+    tag: &str,
+) -> QueryResult<String> {
+    let query = diesel::sql_query(format!(
+        "INSERT INTO items (tag, node) VALUES ('{tag}', {IDENTITY}) RETURNING node"
+    ));
+    let mut rows: Vec<NodeRow> = diesel_async::RunQueryDsl::load(query, conn).await?;
+    Ok(rows.remove(0).node)
+}
+
+#[cfg(feature = "async")]
+pub async fn async_select_for_update(
+    conn: &mut diesel_rw::AsyncRwConnection<AsyncConn>,
+    tag: &str,
+) -> QueryResult<Vec<String>> {
+    use super::items;
+    let query = items::table
+        .filter(items::tag.eq(tag))
+        .select(diesel::dsl::sql::<Text>(IDENTITY))
+        .for_update();
+    diesel_async::RunQueryDsl::load(query, conn).await
+}

@@ -161,3 +161,39 @@ pub fn set_lag(ms: u64) {
 
 /// The node name of the replica in scripts/db.
 pub const REPLICA_NODE: &str = "pg-replica";
+
+/// The async twin of [`Conn`].
+#[cfg(feature = "async")]
+pub type AsyncConn = diesel_async::AsyncPgConnection;
+
+/// The primary's pool size for the async concurrency test.
+#[cfg(feature = "async")]
+pub const ASYNC_PRIMARY_POOL: u32 = 4;
+
+#[cfg(feature = "async")]
+pub async fn async_insert_returning(
+    conn: &mut diesel_rw::AsyncRwConnection<AsyncConn>,
+    tag: &str,
+) -> QueryResult<String> {
+    use super::items;
+    let insert = diesel::insert_into(items::table)
+        .values((
+            items::tag.eq(tag),
+            items::node.eq(diesel::dsl::sql::<Text>(IDENTITY)),
+        ))
+        .returning(items::node);
+    diesel_async::RunQueryDsl::get_result(insert, conn).await
+}
+
+#[cfg(feature = "async")]
+pub async fn async_select_for_update(
+    conn: &mut diesel_rw::AsyncRwConnection<AsyncConn>,
+    tag: &str,
+) -> QueryResult<Vec<String>> {
+    use super::items;
+    let query = items::table
+        .filter(items::tag.eq(tag))
+        .select(diesel::dsl::sql::<Text>(IDENTITY))
+        .for_update();
+    diesel_async::RunQueryDsl::load(query, conn).await
+}

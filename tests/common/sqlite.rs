@@ -101,3 +101,41 @@ pub fn select_for_update(
     .execute(conn)
     .map(|_| Vec::new())
 }
+
+/// The async twin of [`Conn`]: diesel-async's wrapper of the sync connection.
+#[cfg(feature = "async")]
+pub type AsyncConn = diesel_async::sync_connection_wrapper::SyncConnectionWrapper<SqliteConnection>;
+
+/// The primary's pool size for the async concurrency test: SQLite takes one writer at a time,
+/// and diesel sets no busy timeout, so concurrent writers would fail with SQLITE_BUSY.
+#[cfg(feature = "async")]
+pub const ASYNC_PRIMARY_POOL: u32 = 1;
+
+#[cfg(feature = "async")]
+pub async fn async_insert_returning(
+    conn: &mut diesel_rw::AsyncRwConnection<AsyncConn>,
+    tag: &str,
+) -> QueryResult<String> {
+    use super::items;
+    let insert = diesel::insert_into(items::table)
+        .values((
+            items::tag.eq(tag),
+            items::node.eq(diesel::dsl::sql::<diesel::sql_types::Text>(IDENTITY)),
+        ))
+        .returning(items::node);
+    diesel_async::RunQueryDsl::get_result(insert, conn).await
+}
+
+#[cfg(feature = "async")]
+pub async fn async_select_for_update(
+    conn: &mut diesel_rw::AsyncRwConnection<AsyncConn>,
+    tag: &str,
+) -> QueryResult<Vec<String>> {
+    // As `select_for_update`: routed like on the other backends, then rejected by SQLite.
+    let query = diesel::sql_query(format!(
+        "SELECT node FROM items WHERE tag = '{tag}' FOR UPDATE"
+    ));
+    diesel_async::RunQueryDsl::execute(query, conn)
+        .await
+        .map(|_| Vec::new())
+}

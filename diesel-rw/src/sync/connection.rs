@@ -259,7 +259,9 @@ where
         match node {
             Node::Primary => {
                 let generation = self.cluster.core.health.generation_of(Node::Primary);
-                if self.primary_generation != generation {
+                // Never swap the connection under an open transaction: it would run the rest
+                // outside it. The transaction fails on its own if the connection is broken.
+                if self.primary_generation != generation && self.state.transaction != Some(node) {
                     self.primary = None;
                 }
                 if self.primary.is_none() {
@@ -275,9 +277,10 @@ where
             }
             Node::Replica(i) => {
                 let generation = self.cluster.core.health.generation(i);
-                if self.replicas[i]
-                    .as_ref()
-                    .is_some_and(|s| s.generation != generation)
+                if self.state.transaction != Some(node)
+                    && self.replicas[i]
+                        .as_ref()
+                        .is_some_and(|s| s.generation != generation)
                 {
                     self.replicas[i] = None;
                 }
@@ -349,14 +352,19 @@ where
         if !crate::error::is_connection_error(error) {
             return false;
         }
+        let in_transaction = self.state.transaction == Some(node);
         let Node::Replica(i) = node else {
             // The primary's other connections likely broke the same way: make the next
             // checkout connect anew (and fail fast with PrimaryUnavailable if it is down).
-            self.primary = None;
+            if !in_transaction {
+                self.primary = None;
+            }
             self.cluster.core.health.retire(Node::Primary);
             return false;
         };
-        self.replicas[i] = None;
+        if !in_transaction {
+            self.replicas[i] = None;
+        }
         self.cluster.core.health.retire_connections(i);
         self.cluster
             .core

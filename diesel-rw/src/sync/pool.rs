@@ -89,7 +89,7 @@ where
     /// A pool from the environment: the primary from `DATABASE_URL`, replicas from
     /// `DATABASE_REPLICA_URLS` (comma-separated, optional), other settings at their defaults.
     pub fn from_env() -> Result<Self, Error> {
-        RwPoolBuilder::with_config(Config::from_env()?).build()
+        RwPoolBuilder::<Self>::with_config(Config::from_env()?).build()
     }
 
     /// A connection that routes each statement (reads to replicas, writes to the primary).

@@ -1,0 +1,662 @@
+//! [`AsyncRwConnection`]: a diesel-async connection that routes each statement.
+
+use std::fmt;
+use std::sync::Arc;
+
+use diesel::associations::HasTable;
+use diesel::connection::{CacheSize, Instrumentation, TransactionManagerStatus};
+use diesel::query_builder::{AsQuery, QueryFragment, QueryId};
+use diesel::result::{ConnectionError, ConnectionResult, QueryResult};
+use diesel::Identifiable;
+use diesel_async::pooled_connection::PoolableConnection;
+use diesel_async::{
+    AsyncConnection, AsyncConnectionCore, SimpleAsyncConnection, UpdateAndFetchResults,
+};
+
+use super::collect::Collect;
+use super::future::{BoxFuture, Routed};
+use super::node::{AsyncPoolable, Held, NodeSource};
+use super::pool::Cluster;
+use super::transaction::AsyncRwTransactionManager;
+use crate::backend::RwBackend;
+use crate::classify::{classify_query, classify_sql, StatementKind};
+use crate::config::Config;
+use crate::error::Error;
+use crate::health::InFlight;
+use crate::route::{Decision, Node, Reason, Role, Route, RouteState, RoutingCore};
+
+/// A diesel-async [`AsyncConnection`] over a primary and its replicas that routes each
+/// statement, in the same order as the sync [`RwConnection`](crate::RwConnection):
+///
+/// 1. where the caller pinned it ([`AsyncRwPool::primary`](crate::AsyncRwPool::primary); a
+///    read-only connection from [`AsyncRwPool::replica`](crate::AsyncRwPool::replica) rejects
+///    writes before sending them);
+/// 2. inside a transaction, to the connection that began it;
+/// 3. a write (classified by its SQL text, unknown = write) to the primary;
+/// 4. a read after a write to the primary, per the pool's [`Consistency`](crate::Consistency);
+/// 5. otherwise to a replica chosen by the [`Policy`](crate::Policy), or per the
+///    [`Fallback`](crate::Fallback) when none is available.
+///
+/// Existing diesel-async code runs on it unchanged (`diesel_async::RunQueryDsl`,
+/// `AsyncConnection::transaction`). It holds at most one primary connection (checked out at the
+/// first statement that needs it, kept until the `AsyncRwConnection` is dropped) and, from a
+/// pool, one replica connection at a time. Dropping it mid-transaction (a cancelled task, a test
+/// transaction) closes the connection of that transaction instead of giving it back to its pool:
+/// no checkout ever gets a connection inside a transaction it did not begin.
+///
+/// ```no_run
+/// # #[cfg(feature = "postgres")]
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+/// use diesel_rw::{AsyncRwConnection, Node};
+///
+/// // Plain URL: primary only. `primary=URL replica=URL ...`: a primary and replicas.
+/// let mut conn = AsyncRwConnection::<AsyncPgConnection>::establish(
+///     "primary=postgres://127.0.0.1:55432/app replica=postgres://127.0.0.1:55433/app",
+/// )
+/// .await?;
+/// diesel::sql_query("SELECT 1").execute(&mut conn).await?;
+/// assert_eq!(conn.last_route().unwrap().node, Node::Replica(0));
+/// # Ok(()) }
+/// ```
+pub struct AsyncRwConnection<C: AsyncPoolable> {
+    pub(crate) cluster: Arc<Cluster<C>>,
+    primary: Option<Held<C>>,
+    /// The primary's connection generation when `primary` was checked out.
+    primary_generation: u64,
+    replicas: Vec<Option<ReplicaSlot<C>>>,
+    pub(crate) state: RouteState,
+    idle_status: TransactionManagerStatus,
+    last_route: Option<Route>,
+    instrumentation: Option<Box<dyn Instrumentation>>,
+    cache_size: Option<CacheSize>,
+}
+
+/// A held replica connection, counted as in flight while held.
+struct ReplicaSlot<C: AsyncPoolable> {
+    conn: Held<C>,
+    /// The replica's connection generation when this was checked out.
+    generation: u64,
+    _in_flight: InFlight,
+}
+
+/// Routing a statement: done, or waiting for a connection to be checked out.
+pub(crate) enum Routing {
+    /// The node's connection is held; the route is recorded.
+    Ready(Node),
+    /// The decision needs a connection that is not held.
+    Wait(Pending),
+}
+
+/// A decision waiting for its connection.
+pub(crate) struct Pending {
+    kind: StatementKind,
+    decision: Decision,
+    /// The replica the policy picked already, tried first.
+    picked: Option<usize>,
+}
+
+impl<C: AsyncPoolable> fmt::Debug for AsyncRwConnection<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncRwConnection")
+            .field("primary", &self.cluster.primary.name())
+            .field("holds_primary", &self.primary.is_some())
+            .field(
+                "holds_replica",
+                &self.replicas.iter().position(Option::is_some),
+            )
+            .field("state", &self.state)
+            .field("last_route", &self.last_route)
+            .finish()
+    }
+}
+
+impl<C: AsyncPoolable> AsyncRwConnection<C> {
+    pub(crate) fn new(cluster: Arc<Cluster<C>>) -> Self {
+        let replicas = (0..cluster.replicas.len()).map(|_| None).collect();
+        AsyncRwConnection {
+            cluster,
+            primary: None,
+            primary_generation: 0,
+            replicas,
+            state: RouteState::default(),
+            idle_status: TransactionManagerStatus::default(),
+            last_route: None,
+            instrumentation: diesel::connection::get_default_instrumentation(),
+            cache_size: None,
+        }
+    }
+
+    fn core(&self) -> &RoutingCore {
+        &self.cluster.core
+    }
+
+    /// Where the last statement (or transaction begin) went and why.
+    pub fn last_route(&self) -> Option<Route> {
+        self.last_route
+    }
+
+    /// Which role served the last statement, if any ran.
+    pub fn last_role(&self) -> Option<Role> {
+        self.last_route.map(|r| r.role())
+    }
+
+    /// The routing counters of this connection's pool (for a connection made by
+    /// [`establish`](AsyncConnection::establish), of this connection alone).
+    pub fn stats(&self) -> crate::Stats {
+        self.core().stats()
+    }
+
+    /// Whether this connection is read-only (writes are rejected before they are sent).
+    pub fn is_read_only(&self) -> bool {
+        self.state.read_only
+    }
+
+    /// Whether reads of this connection go to the primary now because of an earlier write.
+    pub fn is_sticky(&self) -> bool {
+        self.state.sticky.is_sticky(self.core().consistency)
+    }
+
+    /// The node of the open transaction, if one is open.
+    pub fn transaction_node(&self) -> Option<Node> {
+        self.state.transaction
+    }
+
+    /// Pins this connection to the primary for the rest of its life (every statement goes
+    /// there). Fails on a read-only connection.
+    pub fn pin_primary(&mut self) -> Result<(), Error> {
+        if self.state.read_only {
+            return Err(Error::WriteOnReadRoute {
+                sql: "<pin to the primary>".into(),
+            });
+        }
+        self.state.force_primary = true;
+        Ok(())
+    }
+
+    /// The primary's own connection (checked out if needed), bypassing routing: for what
+    /// diesel-rw cannot see, such as a backend-specific API of `C`. Counts as a write.
+    pub async fn primary_connection(&mut self) -> Result<&mut C, Error> {
+        if self.state.read_only {
+            return Err(Error::WriteOnReadRoute {
+                sql: "<direct use of the primary connection>".into(),
+            });
+        }
+        if let Some(node @ Node::Replica(_)) = self.state.transaction {
+            return Err(Error::InvalidState(format!(
+                "a transaction is open on {node}; the primary cannot be used until it ends"
+            )));
+        }
+        self.ensure(Node::Primary).await?;
+        self.state.sticky.record_write();
+        self.record(Route {
+            node: Node::Primary,
+            reason: Reason::Explicit,
+        });
+        Ok(self.node_conn(Node::Primary))
+    }
+
+    /// Replica `replica`'s own connection (checked out if needed; made read-only when it
+    /// connected), bypassing routing: for backend-specific read APIs of `C`, and for checking
+    /// what a replica session itself refuses.
+    pub async fn replica_connection(&mut self, replica: usize) -> Result<&mut C, Error> {
+        if replica >= self.replicas.len() {
+            return Err(Error::InvalidState(format!(
+                "replica {replica} does not exist: the pool has {} replicas",
+                self.replicas.len()
+            )));
+        }
+        let node = Node::Replica(replica);
+        if let Some(open) = self.state.transaction.filter(|&n| n != node) {
+            return Err(Error::InvalidState(format!(
+                "a transaction is open on {open}; {node} cannot be used until it ends"
+            )));
+        }
+        self.ensure(node).await?;
+        self.record(Route {
+            node,
+            reason: Reason::Explicit,
+        });
+        Ok(self.node_conn(node))
+    }
+
+    /// Steps 1-4 of the routing order, then step 5 if the chosen node's connection is held
+    /// already: routing that needs no `.await`.
+    pub(crate) fn route_now(
+        &mut self,
+        kind: StatementKind,
+        sql: impl FnOnce() -> String,
+    ) -> Result<Routing, Error> {
+        let decision = self.state.decide(kind, self.core().consistency, sql)?;
+        let (route, picked) = match decision {
+            Decision::Node(node, reason) => {
+                (self.holds(node).then_some(Route { node, reason }), None)
+            }
+            Decision::AnyReplica(reason) => match self.core().pick_replica() {
+                Some(i) if self.holds(Node::Replica(i)) => {
+                    self.core().replica_ok(i);
+                    let node = Node::Replica(i);
+                    (Some(Route { node, reason }), None)
+                }
+                picked => (None, picked),
+            },
+        };
+        Ok(match route {
+            Some(route) => {
+                self.routed(kind, route);
+                Routing::Ready(route.node)
+            }
+            None => Routing::Wait(Pending {
+                kind,
+                decision,
+                picked,
+            }),
+        })
+    }
+
+    /// Finishes routing a statement whose node's connection must be checked out.
+    pub(crate) async fn route_wait(&mut self, pending: Pending) -> Result<Node, Error> {
+        let route = self.resolve(pending.decision, pending.picked).await?;
+        self.routed(pending.kind, route);
+        Ok(route.node)
+    }
+
+    /// Routes one statement of kind `kind` and makes sure its node's connection is held.
+    pub(crate) async fn route(
+        &mut self,
+        kind: StatementKind,
+        sql: impl FnOnce() -> String,
+    ) -> Result<Node, Error> {
+        match self.route_now(kind, sql)? {
+            Routing::Ready(node) => Ok(node),
+            Routing::Wait(pending) => self.route_wait(pending).await,
+        }
+    }
+
+    /// Routes the beginning of a transaction (see `RouteState::transaction_decision`).
+    pub(crate) async fn route_transaction(&mut self) -> Result<Node, Error> {
+        let decision = self.state.transaction_decision(self.core().consistency);
+        let route = self.resolve(decision, None).await?;
+        self.record(route);
+        Ok(route.node)
+    }
+
+    /// A statement of kind `kind` goes `route`: a write makes the connection sticky.
+    fn routed(&mut self, kind: StatementKind, route: Route) {
+        if kind.is_write() {
+            self.state.sticky.record_write();
+        }
+        self.record(route);
+    }
+
+    fn record(&mut self, route: Route) {
+        self.cluster.core.record(route);
+        self.last_route = Some(route);
+    }
+
+    /// Turns a decision into a node whose connection is held: step 5 picks a replica (`picked`
+    /// first, if the policy chose one already), ejecting the ones that cannot be reached, and
+    /// falls back per the pool's `Fallback`. The sync `RwConnection::resolve`, with `.await`.
+    async fn resolve(&mut self, decision: Decision, picked: Option<usize>) -> Result<Route, Error> {
+        match decision {
+            Decision::Node(node, reason) => {
+                self.ensure(node).await?;
+                Ok(Route { node, reason })
+            }
+            Decision::AnyReplica(reason) => {
+                let mut next = picked;
+                for _ in 0..self.cluster.replicas.len() {
+                    let Some(i) = next.take().or_else(|| self.core().pick_replica()) else {
+                        break;
+                    };
+                    match self.ensure(Node::Replica(i)).await {
+                        Ok(()) => {
+                            self.core().replica_ok(i);
+                            return Ok(Route {
+                                node: Node::Replica(i),
+                                reason,
+                            });
+                        }
+                        Err(e) => self.cluster.core.replica_failed(i, &e),
+                    }
+                }
+                self.core().fallback()?;
+                self.ensure(Node::Primary).await?;
+                Ok(Route {
+                    node: Node::Primary,
+                    reason: Reason::Fallback,
+                })
+            }
+        }
+    }
+
+    /// Whether the node's connection is held and not retired (see [`Self::ensure`]); the
+    /// connection of the open transaction counts as held whatever its generation.
+    fn holds(&self, node: Node) -> bool {
+        let held = match node {
+            Node::Primary => self.primary.as_ref().map(|_| self.primary_generation),
+            Node::Replica(i) => self.replicas[i].as_ref().map(|s| s.generation),
+        };
+        held.is_some_and(|generation| {
+            self.state.transaction == Some(node)
+                || generation == self.cluster.core.health.generation_of(node)
+        })
+    }
+
+    /// Checks out the node's connection unless it is held already. From a pool, holding a
+    /// replica gives back the other replica's connection. A held connection made before a
+    /// connection error on its node (its generation moved on) is given back and replaced,
+    /// except the one an open transaction runs on: that transaction must fail, not move.
+    async fn ensure(&mut self, node: Node) -> Result<(), Error> {
+        if !self.holds(node) {
+            match node {
+                Node::Primary => self.primary = None,
+                Node::Replica(i) => self.replicas[i] = None,
+            }
+        }
+        let generation = self.cluster.core.health.generation_of(node);
+        match node {
+            Node::Primary => {
+                if self.primary.is_none() {
+                    self.primary_generation = generation;
+                    let cluster = self.cluster.clone();
+                    let mut conn = cluster.primary.checkout().await.inspect_err(|_| {
+                        cluster.core.counters.failure(Node::Primary);
+                    })?;
+                    if let Some(size) = self.cache_size {
+                        conn.set_prepared_statement_cache_size(size);
+                    }
+                    self.primary = Some(conn);
+                }
+            }
+            Node::Replica(i) => {
+                if self.replicas[i].is_none() {
+                    let cluster = self.cluster.clone();
+                    if cluster.replicas[i].is_pooled() {
+                        for slot in &mut self.replicas {
+                            *slot = None;
+                        }
+                    }
+                    let mut conn = cluster.replicas[i].checkout().await?;
+                    if let Some(size) = self.cache_size {
+                        conn.set_prepared_statement_cache_size(size);
+                    }
+                    self.replicas[i] = Some(ReplicaSlot {
+                        conn,
+                        generation,
+                        _in_flight: cluster.core.health.enter(i),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After an error on `node`: if the connection itself failed, retire the node's
+    /// connections (and eject a replica) and give this one back. Returns whether a read may be
+    /// run again elsewhere.
+    fn connection_failed(
+        &mut self,
+        node: Node,
+        kind: StatementKind,
+        error: &diesel::result::Error,
+    ) -> bool {
+        if !crate::error::is_connection_error(error) {
+            return false;
+        }
+        node_failed(&self.cluster, node, error);
+        if self.state.transaction.is_some() {
+            return false;
+        }
+        match node {
+            Node::Primary => {
+                self.primary = None;
+                false
+            }
+            Node::Replica(i) => {
+                self.replicas[i] = None;
+                kind.is_read()
+            }
+        }
+    }
+
+    /// The held connection of a node. Panics if it is not held: route or `ensure` first.
+    pub(crate) fn node_conn(&mut self, node: Node) -> &mut C {
+        match node {
+            Node::Primary => self.primary.as_deref_mut(),
+            Node::Replica(i) => self.replicas[i].as_mut().map(|s| &mut *s.conn),
+        }
+        .expect("diesel-rw: the routed node's connection is held")
+    }
+
+    /// Every held node connection.
+    pub(crate) fn held_mut(&mut self) -> impl Iterator<Item = &mut C> {
+        self.primary
+            .as_deref_mut()
+            .into_iter()
+            .chain(self.replicas.iter_mut().flatten().map(|s| &mut *s.conn))
+    }
+
+    /// The status diesel-async sees when no transaction is open.
+    pub(crate) fn idle_status(&mut self) -> &mut TransactionManagerStatus {
+        self.idle_status = TransactionManagerStatus::default();
+        &mut self.idle_status
+    }
+
+    /// Routes a statement and starts it with `start` on its node's connection: at once when
+    /// that connection is held, else after checking it out, with the statement `collect`ed
+    /// first (the statement itself need not be `Send`, so it cannot wait across an `.await`).
+    fn dispatch<'conn, Q, F>(
+        &'conn mut self,
+        query: Q,
+        start: impl FnOnce(&'conn mut C, Q) -> F,
+        start_owned: impl FnOnce(&'conn mut C, <C::Backend as Collect>::Owned) -> F + Send + 'static,
+    ) -> Routed<'conn, C, F>
+    where
+        Q: QueryFragment<C::Backend> + QueryId,
+    {
+        let kind = classify_query::<C::Backend, Q>(&query);
+        match self.route_now(kind, || render::<C::Backend, Q>(&query)) {
+            Err(e) => Routed::failed(e),
+            Ok(Routing::Ready(node)) => {
+                let cluster = self.cluster.clone();
+                Routed::running(cluster, node, start(self.node_conn(node), query))
+            }
+            Ok(Routing::Wait(pending)) => match <C::Backend as Collect>::collect(&query) {
+                Err(e) => Routed::failed(e),
+                Ok(owned) => {
+                    let cluster = self.cluster.clone();
+                    let route: BoxFuture<'conn, QueryResult<(Node, &'conn mut C)>> =
+                        Box::pin(async move {
+                            let node = self.route_wait(pending).await?;
+                            Ok((node, self.node_conn(node)))
+                        });
+                    Routed::routing(
+                        cluster,
+                        route,
+                        Box::new(move |conn| start_owned(conn, owned)),
+                    )
+                }
+            },
+        }
+    }
+}
+
+/// A statement on `node` failed with `error`: if the connection itself failed, the node's
+/// connections made so far are retired (likely broken the same way) and a replica is ejected.
+pub(crate) fn node_failed<C: AsyncPoolable>(
+    cluster: &Cluster<C>,
+    node: Node,
+    error: &diesel::result::Error,
+) {
+    if !crate::error::is_connection_error(error) {
+        return;
+    }
+    cluster.core.health.retire(node);
+    if let Node::Replica(i) = node {
+        let copy = diesel::result::Error::QueryBuilderError(error.to_string().into());
+        cluster.core.replica_failed(i, &Error::Database(copy));
+    }
+}
+
+/// Renders a statement's SQL for an error message.
+fn render<DB: RwBackend, T: QueryFragment<DB> + ?Sized>(source: &T) -> String {
+    let mut qb = DB::QueryBuilder::default();
+    match source.to_sql(&mut qb, &DB::default()) {
+        Ok(()) => diesel::query_builder::QueryBuilder::finish(qb),
+        Err(e) => format!("<unrenderable statement: {e}>"),
+    }
+}
+
+impl<C: AsyncPoolable> SimpleAsyncConnection for AsyncRwConnection<C> {
+    /// Routed like any statement. A read outside a transaction that fails on a replica with a
+    /// connection error runs once more on another node (reads are safe to repeat); the replica
+    /// is ejected.
+    async fn batch_execute(&mut self, query: &str) -> QueryResult<()> {
+        let kind = classify_sql(query);
+        let node = self.route(kind, || query.to_owned()).await?;
+        match self.node_conn(node).batch_execute(query).await {
+            Err(e) if self.connection_failed(node, kind, &e) => {
+                self.cluster.core.counters.read_retry();
+                self.cluster.core.metrics.read_retry();
+                let node = self.route(kind, || query.to_owned()).await?;
+                self.node_conn(node).batch_execute(query).await
+            }
+            result => result,
+        }
+    }
+}
+
+impl<C: AsyncPoolable> AsyncConnectionCore for AsyncRwConnection<C> {
+    type ExecuteFuture<'conn, 'query> = Routed<'conn, C, C::ExecuteFuture<'conn, 'query>>;
+    type LoadFuture<'conn, 'query> = Routed<'conn, C, C::LoadFuture<'conn, 'query>>;
+    type Stream<'conn, 'query> = C::Stream<'conn, 'query>;
+    type Row<'conn, 'query> = C::Row<'conn, 'query>;
+    type Backend = C::Backend;
+
+    fn load<'conn, 'query, T>(&'conn mut self, source: T) -> Self::LoadFuture<'conn, 'query>
+    where
+        T: AsQuery + 'query,
+        T::Query: QueryFragment<Self::Backend> + QueryId + 'query,
+    {
+        // `INSERT ... RETURNING` arrives here: the classification makes it a write.
+        self.dispatch(
+            source.as_query(),
+            |conn, query| AsyncConnectionCore::load(conn, query),
+            |conn, owned| AsyncConnectionCore::load(conn, owned),
+        )
+    }
+
+    fn execute_returning_count<'conn, 'query, T>(
+        &'conn mut self,
+        source: T,
+    ) -> Self::ExecuteFuture<'conn, 'query>
+    where
+        T: QueryFragment<Self::Backend> + QueryId + 'query,
+    {
+        self.dispatch(
+            source,
+            |conn, query| AsyncConnectionCore::execute_returning_count(conn, query),
+            |conn, owned| AsyncConnectionCore::execute_returning_count(conn, owned),
+        )
+    }
+}
+
+impl<C: AsyncPoolable> AsyncConnection for AsyncRwConnection<C> {
+    type TransactionManager = AsyncRwTransactionManager;
+
+    /// Connects from a spec: a plain URL (the primary only, as `C::establish` takes it), or
+    /// whitespace-separated `primary=URL` and `replica=URL` entries, e.g.
+    /// `primary=postgres://db1/app replica=postgres://db2/app replica=postgres://db3/app`.
+    /// Node connections open when a statement first needs them; replica connections are made
+    /// read-only when they open. Settings are the defaults of
+    /// [`AsyncRwPool`](crate::AsyncRwPool)'s builder.
+    async fn establish(spec: &str) -> ConnectionResult<Self> {
+        let config = Config::from_spec(spec)
+            .map_err(|e| ConnectionError::InvalidConnectionUrl(e.to_string()))?;
+        let primary = config
+            .validate(<C::Backend as RwBackend>::check_url)
+            .map_err(|e| ConnectionError::InvalidConnectionUrl(e.to_string()))?
+            .clone();
+        let cluster = Cluster {
+            core: RoutingCore::new(&config, &primary),
+            primary: NodeSource::direct(&primary, Role::Primary, config.connection_timeout),
+            replicas: config
+                .replicas
+                .iter()
+                .map(|(url, _)| NodeSource::direct(url, Role::Replica, config.replica_timeout))
+                .collect(),
+        };
+        let mut conn = AsyncRwConnection::new(Arc::new(cluster));
+        // Connect to the primary now, as `establish` promises a working connection.
+        conn.ensure(Node::Primary)
+            .await
+            .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+        Ok(conn)
+    }
+
+    fn transaction_state(&mut self) -> &mut TransactionManagerStatus {
+        <AsyncRwTransactionManager as diesel_async::TransactionManager<Self>>::transaction_manager_status_mut(self)
+    }
+
+    fn instrumentation(&mut self) -> &mut dyn Instrumentation {
+        &mut self.instrumentation
+    }
+
+    fn set_instrumentation(&mut self, instrumentation: impl Instrumentation) {
+        self.instrumentation = Some(Box::new(instrumentation));
+    }
+
+    fn set_prepared_statement_cache_size(&mut self, size: CacheSize) {
+        self.cache_size = Some(size);
+        for conn in self.held_mut() {
+            conn.set_prepared_statement_cache_size(size);
+        }
+    }
+}
+
+/// A transaction still open when the connection is dropped (a cancelled task, a test
+/// transaction) is never committed: its node connection is closed rather than given back to
+/// its pool, where the next checkout could find it inside that transaction.
+impl<C: AsyncPoolable> Drop for AsyncRwConnection<C> {
+    fn drop(&mut self) {
+        match self.state.transaction.take() {
+            Some(Node::Primary) => self.primary.take().map(Held::discard),
+            Some(Node::Replica(i)) => self.replicas[i].take().map(|s| s.conn.discard()),
+            None => None,
+        };
+    }
+}
+
+/// `save_changes` runs on the primary (it writes, and reads back what it wrote).
+impl<Changes, Output, C> UpdateAndFetchResults<Changes, Output> for AsyncRwConnection<C>
+where
+    C: AsyncPoolable + UpdateAndFetchResults<Changes, Output>,
+    Changes: Identifiable + HasTable + Send,
+{
+    fn update_and_fetch<'conn, 'changes>(
+        &'conn mut self,
+        changeset: Changes,
+    ) -> BoxFuture<'changes, QueryResult<Output>>
+    where
+        Changes: 'changes,
+        'conn: 'changes,
+        Self: 'changes,
+    {
+        Box::pin(async move {
+            let node = self
+                .route(StatementKind::Write, || "<save_changes>".into())
+                .await?;
+            self.node_conn(node).update_and_fetch(changeset).await
+        })
+    }
+}
+
+/// Lets an `AsyncRwConnection` itself live in a diesel-async pool (as one made by
+/// [`establish`](AsyncConnection::establish) from a spec); it is broken when a node connection
+/// it holds is.
+impl<C: AsyncPoolable> PoolableConnection for AsyncRwConnection<C> {
+    fn is_broken(&mut self) -> bool {
+        <AsyncRwTransactionManager as diesel_async::TransactionManager<Self>>::is_broken_transaction_manager(self)
+    }
+}

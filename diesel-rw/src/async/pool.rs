@@ -1,0 +1,187 @@
+//! [`AsyncRwPool`]: one deadpool pool for the primary and one per replica.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::connection::AsyncRwConnection;
+use super::node::{AsyncPoolable, NodePoolStatus, NodeSource};
+use crate::config::{Config, RwPoolBuilder};
+use crate::error::Error;
+use crate::route::{Node, RoutingCore};
+use crate::stats::Stats;
+
+/// A pool of diesel-async connections to a primary and its read replicas: the async twin of
+/// [`RwPool`](crate::RwPool), with the same builder, settings and routing.
+///
+/// Cloning is cheap and shares the pools. [`get`](AsyncRwPool::get) gives an
+/// [`AsyncRwConnection`] that routes each statement: reads to a replica, writes and transactions
+/// to the primary, reads after a write to the primary per the pool's
+/// [`Consistency`](crate::Consistency).
+///
+/// ```no_run
+/// # #[cfg(feature = "postgres")]
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use diesel::prelude::*;
+/// use diesel_async::{AsyncPgConnection, RunQueryDsl};
+/// use diesel_rw::{AsyncRwPool, Consistency, Policy};
+///
+/// let pool = AsyncRwPool::<AsyncPgConnection>::builder()
+///     .primary("postgres://app:secret@127.0.0.1:55432/app")
+///     .replica("postgres://app:secret@127.0.0.1:55433/app")
+///     .policy(Policy::RoundRobin)
+///     .consistency(Consistency::UnitOfWork)
+///     .build()?;
+/// let mut conn = pool.get().await?;
+/// let one: i32 = diesel::select(1.into_sql::<diesel::sql_types::Integer>())
+///     .get_result(&mut conn)
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub struct AsyncRwPool<C: AsyncPoolable> {
+    pub(crate) cluster: Arc<Cluster<C>>,
+}
+
+/// The nodes of a pool and their shared routing state.
+pub(crate) struct Cluster<C: AsyncPoolable> {
+    pub(crate) core: RoutingCore,
+    pub(crate) primary: NodeSource<C>,
+    pub(crate) replicas: Vec<NodeSource<C>>,
+}
+
+/// The connections of an [`AsyncRwPool`]: each node's pool status.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// The primary's pool.
+    pub primary: NodePoolStatus,
+    /// Each replica's pool, in the builder's order.
+    pub replicas: Vec<NodePoolStatus>,
+}
+
+impl PoolStatus {
+    /// Whether every open connection of every node is idle and no checkout is waiting.
+    pub fn all_idle(&self) -> bool {
+        std::iter::once(&self.primary)
+            .chain(&self.replicas)
+            .all(|n| n.available == n.size && n.waiting == 0)
+    }
+}
+
+impl<C: AsyncPoolable> Clone for AsyncRwPool<C> {
+    fn clone(&self) -> Self {
+        AsyncRwPool {
+            cluster: self.cluster.clone(),
+        }
+    }
+}
+
+impl<C: AsyncPoolable> fmt::Debug for AsyncRwPool<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncRwPool")
+            .field("primary", &self.cluster.primary.name())
+            .field(
+                "replicas",
+                &self
+                    .cluster
+                    .replicas
+                    .iter()
+                    .map(NodeSource::name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("consistency", &self.cluster.core.consistency)
+            .field("fallback", &self.cluster.core.fallback)
+            .finish()
+    }
+}
+
+impl<C: AsyncPoolable> AsyncRwPool<C> {
+    /// A builder for a pool.
+    pub fn builder() -> RwPoolBuilder<Self> {
+        RwPoolBuilder::default()
+    }
+
+    /// A pool from the environment: the primary from `DATABASE_URL`, replicas from
+    /// `DATABASE_REPLICA_URLS` (comma-separated, optional), other settings at their defaults.
+    pub fn from_env() -> Result<Self, Error> {
+        RwPoolBuilder::<Self>::with_config(Config::from_env()?).build()
+    }
+
+    /// A connection that routes each statement (reads to replicas, writes to the primary).
+    /// Connections to the nodes are checked out when the first statement needs them, so this
+    /// never waits for a server.
+    pub async fn get(&self) -> Result<AsyncRwConnection<C>, Error> {
+        Ok(AsyncRwConnection::new(self.cluster.clone()))
+    }
+
+    /// A connection pinned to the primary: every statement, read or write, goes there.
+    pub async fn primary(&self) -> Result<AsyncRwConnection<C>, Error> {
+        let mut conn = AsyncRwConnection::new(self.cluster.clone());
+        conn.state.force_primary = true;
+        Ok(conn)
+    }
+
+    /// A read-only connection: reads go to replicas (or the primary, per the
+    /// [`Fallback`](crate::Fallback), when none is available) and writes are rejected with
+    /// [`Error::WriteOnReadRoute`] before they are sent.
+    pub async fn replica(&self) -> Result<AsyncRwConnection<C>, Error> {
+        let mut conn = AsyncRwConnection::new(self.cluster.clone());
+        conn.state.read_only = true;
+        Ok(conn)
+    }
+
+    /// A snapshot of what was routed where since the pool was built.
+    pub fn stats(&self) -> Stats {
+        self.cluster.core.stats()
+    }
+
+    /// Each node's pool: connections open and idle.
+    pub fn status(&self) -> PoolStatus {
+        PoolStatus {
+            primary: self.cluster.primary.status().unwrap_or_default(),
+            replicas: self
+                .cluster
+                .replicas
+                .iter()
+                .map(|r| r.status().unwrap_or_default())
+                .collect(),
+        }
+    }
+
+    /// How many replicas the pool has.
+    pub fn replica_count(&self) -> usize {
+        self.cluster.replicas.len()
+    }
+}
+
+impl<C: AsyncPoolable> RwPoolBuilder<AsyncRwPool<C>> {
+    /// Validates the settings and builds the pool. Does not connect: a node that is down now
+    /// is found (and, for a replica, ejected) when a statement first needs it. Needs a tokio
+    /// runtime only once connections are checked out.
+    ///
+    /// deadpool keeps no idle connections ahead of need, so `min_idle` is not used;
+    /// `idle_timeout` counts from a connection's last checkout and `max_lifetime` from its
+    /// creation, both checked when it would next be handed out. The async pool has no lag
+    /// monitor yet (`health_interval`, `max_replica_lag` are not used), and
+    /// [`Consistency::Causal`](crate::Consistency::Causal) keeps reads after a write on the
+    /// primary, as `UnitOfWork` does: it does not read replication positions yet.
+    pub fn build(self) -> Result<AsyncRwPool<C>, Error> {
+        let config = self.config;
+        let primary = config
+            .validate(<C::Backend as crate::RwBackend>::check_url)?
+            .clone();
+        let core = RoutingCore::new(&config, &primary);
+        let health = core.health.clone();
+        let cluster = Cluster {
+            core,
+            primary: NodeSource::pooled(&primary, Node::Primary, &config, &health)?,
+            replicas: config
+                .replicas
+                .iter()
+                .enumerate()
+                .map(|(i, (url, _))| NodeSource::pooled(url, Node::Replica(i), &config, &health))
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(AsyncRwPool {
+            cluster: Arc::new(cluster),
+        })
+    }
+}

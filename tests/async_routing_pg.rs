@@ -1,0 +1,10 @@
+//! The async routing suite on PostgreSQL (primary 55432, hot standby 55433): `AsyncRwPool` over diesel-async.
+#![cfg(all(feature = "async", feature = "postgres"))]
+
+#[macro_use]
+mod common;
+#[macro_use]
+#[path = "common/async_suite.rs"]
+mod async_suite;
+
+async_routing_suite!(pg);
