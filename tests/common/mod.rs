@@ -205,8 +205,26 @@ pub fn testbed(args: &[&str]) {
     );
 }
 
-/// Serializes the tests of one binary that change the shared test bed (lag, stopped nodes).
-pub fn bed_lock() -> std::sync::MutexGuard<'static, ()> {
+/// Serializes the tests that change the shared test bed (lag, stopped nodes): within this
+/// process (a mutex) and across processes (a file lock), so two test runs never inject lag into
+/// or stop the same replica at once.
+pub struct BedLock {
+    _file: std::fs::File,
+    _guard: std::sync::MutexGuard<'static, ()>,
+}
+
+pub fn bed_lock() -> BedLock {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("diesel-rw-bed-tests.lock"))
+        .expect("open the bed lock file");
+    file.lock().expect("lock the bed lock file");
+    BedLock {
+        _file: file,
+        _guard: guard,
+    }
 }
