@@ -96,6 +96,94 @@ pub enum Error {
     #[error("{0}")]
     InvalidState(String),
 
+    /// Double write: a write was applied on the first side of the pattern and failed on the
+    /// second. It is applied (on the first side, or inside the open transaction there): do not
+    /// repeat it, it would apply twice. It is journaled (or, inside a transaction, its
+    /// transaction's writes are journaled at commit) for repair of the other side.
+    #[error("double write: `{sql}` was applied on the {applied} and failed on the {failed}: {source}; do not repeat it (it is applied{}); the {failed} is repaired from the journal", if *in_transaction { " inside the open transaction" } else { "" })]
+    SecondaryWriteFailed {
+        /// The side that applied the write.
+        applied: crate::double_write::Side,
+        /// The side that failed.
+        failed: crate::double_write::Side,
+        /// The statement's SQL text (binds are not included).
+        sql: String,
+        /// Whether it was inside a transaction.
+        in_transaction: bool,
+        /// The second side's error.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// Double write through `load` (`INSERT/UPDATE ... RETURNING`), which runs on the second side
+    /// first: the second side applied the write and the first refused it. Do not repeat it; the
+    /// write is journaled for repair.
+    #[error("double write: `{sql}` was applied on the {applied} (writes through `load` run there first) and failed on the {failed}: {source}; do not repeat it (it is applied on the {applied}); it is journaled for repair")]
+    FirstWriteFailed {
+        /// The side that applied the write.
+        applied: crate::double_write::Side,
+        /// The side that failed.
+        failed: crate::double_write::Side,
+        /// The statement's SQL text (binds are not included).
+        sql: String,
+        /// The first side's error.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// Double write: a transaction committed on one side and not on the other. It is committed
+    /// on `committed`: do not run it again. Its writes are journaled for repair of `failed`.
+    #[error("double write: the transaction committed on the {committed} but not on the {failed}: {reason}; do not run it again (it is committed on the {committed}); its {writes} write(s) are journaled for repair of the {failed}")]
+    PartialCommit {
+        /// The side where the transaction committed.
+        committed: crate::double_write::Side,
+        /// The side where it did not.
+        failed: crate::double_write::Side,
+        /// How many write statements the transaction had (each is journaled).
+        writes: usize,
+        /// Why the other side did not commit.
+        reason: String,
+    },
+
+    /// A double-write pattern switch that skips a phase (or goes past the first or last one,
+    /// then `from == to`). Nothing was switched.
+    #[error("{}", crate::double_write::transition_message(*from, *to))]
+    InvalidTransition {
+        /// The current pattern.
+        from: crate::double_write::Pattern,
+        /// The pattern asked for.
+        to: crate::double_write::Pattern,
+    },
+
+    /// A double-write pattern name that is not one of the four.
+    #[error("unknown double-write pattern `{name}`: expected one of src_only, src_first, dst_first, dst_only")]
+    UnknownPattern {
+        /// The name as given.
+        name: String,
+    },
+
+    /// A side of a double write could not be connected. Nothing was sent to it.
+    #[error("could not connect to the double-write {side} `{node}`: {source}; nothing was sent to it")]
+    SideUnavailable {
+        /// The side.
+        side: crate::double_write::Side,
+        /// Its URL, password redacted.
+        node: String,
+        /// Diesel's connection error.
+        #[source]
+        source: diesel::ConnectionError,
+    },
+
+    /// No double-write connection could be checked out of the pool in time. Nothing was sent;
+    /// the first side of the current pattern must be reachable.
+    #[error("could not get a double-write connection within {timeout:?}: {reason}; nothing was sent; check that the first side of the current pattern is reachable")]
+    DoubleWriteUnavailable {
+        /// How long the checkout waited.
+        timeout: Duration,
+        /// The pool's error.
+        reason: String,
+    },
+
     /// The database returned an error.
     #[error(transparent)]
     Database(#[from] diesel::result::Error),

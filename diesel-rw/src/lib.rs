@@ -9,6 +9,8 @@
 //!   on it unchanged, and each statement is routed (see [`route`] for the order).
 //! - `pool.primary()` and `pool.replica()` are explicit handles; the replica handle rejects
 //!   writes before sending them ([`Error::WriteOnReadRoute`]).
+//! - [`double_write`]: [`DoubleWriteConnection`] writes to a source and a destination database
+//!   during an online migration, following a [`PatternSwitch`] switched at run time.
 //!
 //! ```
 //! # #[cfg(feature = "sqlite")] fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -63,6 +65,7 @@ pub mod backend;
 mod classify;
 mod config;
 mod consistency;
+pub mod double_write;
 mod error;
 mod health;
 mod metrics;
@@ -83,6 +86,9 @@ pub use backend::RwBackend;
 pub use classify::{classify_sql, StatementKind};
 pub use config::{RwPoolBuilder, DATABASE_REPLICA_URLS, DATABASE_URL};
 pub use consistency::{Consistency, GtidPosition, Position, WriteToken};
+pub use double_write::{DoubleWrite, DoubleWriteConnection, Pattern, PatternSwitch};
+#[cfg(feature = "async")]
+pub use double_write::{AsyncDoubleWrite, AsyncDoubleWriteConnection};
 pub use error::{Error, Result};
 pub use health::MaxLag;
 pub use backend::PositionQueries;

@@ -65,6 +65,26 @@ impl fmt::Display for NodeUrl {
 ///
 /// Also handles libpq key/value strings (`host=db password=x`).
 pub fn redact(url: &str) -> String {
+    // Several URLs in one string (`primary=URL replica=URL`, `source=URL destination=URL`):
+    // redact each one.
+    if url.matches("://").count() > 1 {
+        let mut out = String::with_capacity(url.len());
+        let mut rest = url;
+        while let Some(start) = rest.find(|c: char| !c.is_whitespace()) {
+            out.push_str(&rest[..start]);
+            rest = &rest[start..];
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            out.push_str(&redact_one(&rest[..end]));
+            rest = &rest[end..];
+        }
+        out.push_str(rest);
+        return out;
+    }
+    redact_one(url)
+}
+
+/// Redacts one URL (possibly behind a `key=` prefix) or one key/value string.
+fn redact_one(url: &str) -> String {
     let mut out = String::with_capacity(url.len());
     let rest = if let Some(scheme_end) = url.find("://") {
         let (scheme, after) = url.split_at(scheme_end + 3);
@@ -200,6 +220,18 @@ mod tests {
             redact("postgres://a:p@ss@db/x"),
             "postgres://a:***@db/x",
             "last @ ends the userinfo"
+        );
+    }
+
+    #[test]
+    fn redacts_every_url_of_a_spec() {
+        assert_eq!(
+            redact("source=postgres://a:p1@h1/x destination=postgres://b:p2@h2/y strict=true"),
+            "source=postgres://a:***@h1/x destination=postgres://b:***@h2/y strict=true"
+        );
+        assert_eq!(
+            redact("primary=mysql://a:p1@h1/x  replica=mysql://a:p2@h2/x"),
+            "primary=mysql://a:***@h1/x  replica=mysql://a:***@h2/x"
         );
     }
 

@@ -13,6 +13,25 @@ use crate::consistency::Position;
 use crate::error::Error;
 use crate::url::NodeUrl;
 
+/// The `query_text` method and its row type, the same for every backend; written once here
+/// because the bounds a generic version needs differ per backend.
+macro_rules! query_text_impl {
+    () => {
+        fn query_text<C: diesel::connection::LoadConnection<Backend = Self>>(
+            conn: &mut C,
+            sql: &str,
+        ) -> diesel::result::QueryResult<Option<String>> {
+            #[derive(diesel::QueryableByName)]
+            struct TextRow {
+                #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+                value: Option<String>,
+            }
+            diesel::RunQueryDsl::get_result::<TextRow>(diesel::sql_query(sql), conn)
+                .map(|r| r.value)
+        }
+    };
+}
+
 #[cfg(feature = "mysql")]
 mod mysql;
 #[cfg(feature = "postgres")]

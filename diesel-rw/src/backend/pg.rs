@@ -2,11 +2,6 @@
 
 use diesel::pg::Pg;
 
-use diesel::connection::LoadConnection;
-use diesel::prelude::*;
-use diesel::result::QueryResult;
-use diesel::sql_types::{Nullable, Text};
-
 use super::{PositionQueries, RwBackend};
 use crate::consistency::Position;
 use crate::error::Error;
@@ -26,16 +21,14 @@ impl RwBackend for Pg {
         wait: None,
     });
 
-    fn query_text<C: LoadConnection<Backend = Self>>(
-        conn: &mut C,
-        sql: &str,
-    ) -> QueryResult<Option<String>> {
-        diesel::sql_query(sql)
-            .get_result::<TextRow>(conn)
-            .map(|r| r.value)
-    }
+    query_text_impl!();
 
     fn check_url(url: &NodeUrl) -> Result<(), Error> {
+        // A double-write connection string (`source=URL destination=URL`, `shared=NAME`), for
+        // `RwPool<DoubleWriteConnection<_>>`: checked by the double-write module.
+        if let Some(checked) = crate::double_write::check_connection_string::<Self>(url) {
+            return checked;
+        }
         let raw = url.expose().trim_start();
         // libpq also takes `key=value` connection strings.
         if !raw.contains("://") && raw.contains('=') {
@@ -43,10 +36,4 @@ impl RwBackend for Pg {
         }
         check_network_url(url, &["postgres", "postgresql"])
     }
-}
-
-#[derive(QueryableByName)]
-struct TextRow {
-    #[diesel(sql_type = Nullable<Text>)]
-    value: Option<String>,
 }

@@ -3,11 +3,6 @@
 
 use diesel::sqlite::Sqlite;
 
-use diesel::connection::LoadConnection;
-use diesel::prelude::*;
-use diesel::result::QueryResult;
-use diesel::sql_types::{Nullable, Text};
-
 use super::RwBackend;
 use crate::error::Error;
 use crate::url::NodeUrl;
@@ -16,16 +11,14 @@ impl RwBackend for Sqlite {
     const NAME: &'static str = "SQLite";
     const READ_ONLY_SESSION: &'static str = "PRAGMA query_only = ON";
 
-    fn query_text<C: LoadConnection<Backend = Self>>(
-        conn: &mut C,
-        sql: &str,
-    ) -> QueryResult<Option<String>> {
-        diesel::sql_query(sql)
-            .get_result::<TextRow>(conn)
-            .map(|r| r.value)
-    }
+    query_text_impl!();
 
     fn check_url(url: &NodeUrl) -> Result<(), Error> {
+        // A double-write connection string (`source=URL destination=URL`, `shared=NAME`), for
+        // `RwPool<DoubleWriteConnection<_>>`: checked by the double-write module.
+        if let Some(checked) = crate::double_write::check_connection_string::<Self>(url) {
+            return checked;
+        }
         let raw = url.expose();
         if raw.trim().is_empty() {
             return Err(url.invalid("the SQLite path is empty"));
@@ -40,10 +33,4 @@ impl RwBackend for Sqlite {
         }
         Ok(())
     }
-}
-
-#[derive(QueryableByName)]
-struct TextRow {
-    #[diesel(sql_type = Nullable<Text>)]
-    value: Option<String>,
 }

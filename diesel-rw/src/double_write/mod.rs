@@ -1,0 +1,121 @@
+//! Double writes for online migrations: [`DoubleWriteConnection`] writes to a **source** and a
+//! **destination** database and follows a run-time-switchable [`Pattern`].
+//!
+//! A migration walks four phases, one step at a time, switched at run time through a shared
+//! [`PatternSwitch`] while the application keeps running:
+//!
+//! 1. `SrcOnly`: everything on the source (the destination is being prepared and backfilled);
+//! 2. `SrcFirst`: reads from the source, writes to the source then the destination;
+//! 3. `DstFirst`: reads from the destination, writes to the destination then the source;
+//! 4. `DstOnly`: everything on the destination (the source can be retired).
+//!
+//! Writes that reach one side and not the other are never hidden: they are counted in the
+//! [`Metrics`], recorded in the [`Journal`] for repair, and in strict mode returned as
+//! [`Error::SecondaryWriteFailed`](crate::Error::SecondaryWriteFailed) or
+//! [`Error::PartialCommit`](crate::Error::PartialCommit), which say that the write is applied and
+//! must not be repeated. See [`DoubleWriteConnection`] for the exact semantics of reads, writes,
+//! transactions, failures and [`Retry`]. Generated keys diverge between the sides unless they are
+//! written explicitly (or, on PostgreSQL, the sequences are synced with
+//! `DoubleWriteConnection::sync_sequences` before `DstFirst`); the journal records each
+//! divergence it sees in `RETURNING` rows.
+//!
+//! With the `async` feature, `AsyncDoubleWriteConnection` and its
+//! pool `AsyncDoubleWrite` do the same for diesel-async; on SQLite,
+//! `SyncConnectionWrapper<DoubleWriteConnection<SqliteConnection>>` works as well.
+//!
+//! It composes with routing: [`RwPool<DoubleWriteConnection<PgConnection>>`](crate::RwPool)
+//! double-writes through the primary (open it with `source=URL destination=URL`, or
+//! `shared=NAME` for a registered context) and reads from replicas of the source.
+//!
+//! ```
+//! # #[cfg(feature = "sqlite")] fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use diesel::prelude::*;
+//! use diesel::connection::SimpleConnection;
+//! use diesel_rw::double_write::{DoubleWrite, Pattern, PatternSwitch, Side};
+//!
+//! let dir = std::env::temp_dir().join(format!("diesel-rw-dw-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let (src, dst) = (dir.join("src.db"), dir.join("dst.db"));
+//! for db in [&src, &dst] {
+//!     let _ = std::fs::remove_file(db);
+//!     SqliteConnection::establish(db.to_str().unwrap())?
+//!         .batch_execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")?;
+//! }
+//!
+//! let switch = PatternSwitch::new(Pattern::SrcOnly);
+//! let pool = DoubleWrite::<SqliteConnection>::builder()
+//!     .source(src.to_str().unwrap())
+//!     .destination(dst.to_str().unwrap())
+//!     .pattern(switch.clone())
+//!     .build()?;
+//! let mut conn = pool.get()?;
+//!
+//! conn.batch_execute("INSERT INTO users (id, name) VALUES (1, 'ada')")?; // source only
+//! switch.advance()?;                                                     // SrcOnly -> SrcFirst
+//! conn.batch_execute("INSERT INTO users (id, name) VALUES (2, 'bob')")?; // source, then destination
+//! assert!(switch.set(Pattern::DstOnly).is_err());                        // no skipping a phase
+//!
+//! let count = |conn: &mut SqliteConnection| -> QueryResult<i64> {
+//!     diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>("(SELECT COUNT(*) FROM users)"))
+//!         .get_result(conn)
+//! };
+//! assert_eq!(conn.with_side(Side::Source, count)??, 2);
+//! assert_eq!(conn.with_side(Side::Destination, count)??, 1);
+//! assert_eq!(pool.metrics().destination.successes, 1);
+//! assert!(pool.memory_journal().unwrap().is_empty());
+//! # Ok(()) }
+//! # #[cfg(not(feature = "sqlite"))] fn main() {}
+//! ```
+
+#[cfg(feature = "async")]
+mod async_connection;
+#[cfg(feature = "async")]
+mod async_pool;
+#[cfg(feature = "async")]
+mod async_transaction;
+mod backend;
+mod builder;
+mod connection;
+mod context;
+mod cursor;
+mod health;
+mod journal;
+mod metrics;
+mod pattern;
+mod pool;
+mod retry;
+#[cfg(feature = "postgres")]
+mod sequences;
+#[cfg(feature = "async")]
+mod shared_query;
+mod spec;
+mod switch;
+mod transaction;
+
+#[cfg(feature = "async")]
+pub use async_connection::{AsyncDoubleWritable, AsyncDoubleWriteConnection, DoubleWriteStream};
+#[cfg(feature = "async")]
+pub use async_pool::{AsyncDoubleWrite, AsyncDoubleWritePoolable};
+#[cfg(feature = "async")]
+pub use async_transaction::AsyncDoubleWriteTransactionManager;
+pub use backend::DoubleWriteBackend;
+pub use builder::DoubleWriteBuilder;
+pub use connection::DoubleWriteConnection;
+pub use context::DoubleWriteContext;
+pub use cursor::DoubleWriteCursor;
+pub use health::{HealthReport, SideHealth};
+pub use journal::{EntryKind, Journal, JournalEntry, MemoryJournal, NopJournal};
+pub use metrics::{LatencyHistogram, Metrics, MetricsSnapshot, SideMetrics, LATENCY_BUCKETS_US};
+pub use pattern::{Pattern, Side};
+pub use pool::{DoubleWrite, DoubleWriteManager};
+pub use retry::{transient, Retry, Transient};
+#[cfg(feature = "postgres")]
+pub use sequences::SequenceSync;
+#[cfg(feature = "async")]
+pub use shared_query::{AsyncDoubleWriteBackend, SharedQuery};
+pub use switch::PatternSwitch;
+pub use transaction::DoubleWriteTransactionManager;
+
+pub(crate) use pattern::transition_message;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+pub(crate) use spec::check_connection_string;

@@ -1,0 +1,441 @@
+//! [`DoubleWriteTransactionManager`]: transactions on both sides, committed first side first.
+
+use diesel::connection::{TransactionDepthChange, TransactionManager, TransactionManagerStatus};
+use diesel::r2d2::R2D2Connection;
+use diesel::result::QueryResult;
+
+use super::backend::DoubleWriteBackend;
+use super::connection::{entry, record, DoubleWriteConnection};
+use super::context::DoubleWriteContext;
+use super::journal::EntryKind;
+use super::pattern::{Pattern, Side};
+use crate::error::Error;
+
+/// The transaction manager of [`DoubleWriteConnection`].
+///
+/// The outermost `BEGIN` reads the pattern and keeps it for the whole transaction; it begins on
+/// the first side, then on the second. Savepoints are created, released and rolled back on both.
+/// `COMMIT` commits the first side, then the second; `ROLLBACK` rolls back both. The status diesel
+/// sees is the first side's. See [`DoubleWriteConnection`] for what happens when the second side
+/// fails.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DoubleWriteTransactionManager;
+
+/// The open transaction of a [`DoubleWriteConnection`].
+#[derive(Debug)]
+pub(crate) struct TxState {
+    /// The pattern the transaction began with.
+    pub(crate) pattern: Pattern,
+    pub(crate) second: SecondState,
+    /// The writes the first side applied, with the depth they were made at: journaled if the
+    /// second side does not commit.
+    writes: Vec<TxWrite>,
+}
+
+#[derive(Debug)]
+struct TxWrite {
+    depth: u32,
+    sql: String,
+}
+
+/// The second side's part of a transaction.
+#[derive(Debug)]
+pub(crate) enum SecondState {
+    /// The pattern has no second side.
+    Single,
+    /// Every statement so far ran on it too.
+    Intact,
+    /// Something failed on it: nothing more is sent there, and its transaction is rolled back
+    /// when the outermost one ends, unless the savepoint where it failed is rolled back first.
+    Broken {
+        /// The second side's transaction depth when it failed.
+        at_depth: u32,
+        /// What failed.
+        error: String,
+    },
+}
+
+impl TxState {
+    /// The state of a transaction beginning under `pattern`.
+    pub(crate) fn new(pattern: Pattern) -> Self {
+        TxState {
+            pattern,
+            second: match pattern.second() {
+                Some(_) => SecondState::Intact,
+                None => SecondState::Single,
+            },
+            writes: Vec::new(),
+        }
+    }
+
+    pub(crate) fn record_write(&mut self, depth: u32, sql: String) {
+        self.writes.push(TxWrite { depth, sql });
+    }
+
+    /// Marks the second side failed at `depth` (the earliest failure is kept).
+    pub(crate) fn break_second(&mut self, depth: u32, error: String) {
+        match &mut self.second {
+            SecondState::Intact => {
+                self.second = SecondState::Broken {
+                    at_depth: depth,
+                    error,
+                }
+            }
+            SecondState::Broken { at_depth, .. } => *at_depth = (*at_depth).min(depth),
+            SecondState::Single => {}
+        }
+    }
+
+    /// The first side of the transaction, and its second side if it has one.
+    pub(crate) fn sides(&self) -> (Side, Option<Side>) {
+        let second = match self.second {
+            SecondState::Single => None,
+            _ => self.pattern.second(),
+        };
+        (self.pattern.first(), second)
+    }
+
+    /// The savepoint at `depth` was released on the first side: its writes now belong to the
+    /// enclosing level. Returns whether to release it on the second side too (it is intact);
+    /// otherwise a failure of the second side moves to the enclosing level.
+    pub(crate) fn released(&mut self, depth: u32) -> bool {
+        for write in self.writes.iter_mut().filter(|w| w.depth >= depth) {
+            write.depth = depth - 1;
+        }
+        match &mut self.second {
+            SecondState::Intact => true,
+            SecondState::Broken { at_depth, .. } => {
+                *at_depth = (*at_depth).min(depth - 1);
+                false
+            }
+            SecondState::Single => false,
+        }
+    }
+
+    /// The level at `depth` was rolled back on the first side: its writes are gone. Returns
+    /// whether the second side's failure (if any) was inside that level, so that rolling the
+    /// second side back too makes it whole again.
+    pub(crate) fn rolled_back(&mut self, depth: u32) -> bool {
+        self.writes.retain(|w| w.depth < depth);
+        matches!(self.second, SecondState::Broken { at_depth, .. } if at_depth >= depth)
+    }
+
+    /// The second side was rolled back from `depth` (`ok`: without error).
+    pub(crate) fn second_rolled_back(&mut self, depth: u32, ok: bool, recover: bool) {
+        if !ok {
+            self.break_second(depth - 1, "its ROLLBACK failed".into());
+        } else if recover && depth > 1 {
+            // The failure was inside the savepoint just rolled back on both sides.
+            self.second = SecondState::Intact;
+        }
+    }
+
+    /// Why the second side's transaction cannot commit, if it cannot.
+    pub(crate) fn second_failure(&self) -> Option<String> {
+        match &self.second {
+            SecondState::Broken { error, .. } => {
+                Some(format!("its transaction was rolled back because {error}"))
+            }
+            _ => None,
+        }
+    }
+
+    /// The transaction committed on the first side and not on `second` (`reason`): journals
+    /// each of its writes; in strict mode returns [`Error::PartialCommit`].
+    pub(crate) fn partial_commit(
+        &self,
+        ctx: &DoubleWriteContext,
+        second: Side,
+        reason: String,
+    ) -> QueryResult<()> {
+        if self.writes.is_empty() {
+            return Ok(());
+        }
+        let first = self.pattern.first();
+        for write in &self.writes {
+            let entry = entry(
+                self.pattern,
+                true,
+                EntryKind::PartialCommit,
+                second,
+                write.sql.clone(),
+                format!("the transaction committed on the {first}; on the {second} {reason}"),
+            );
+            record(ctx, entry);
+        }
+        if ctx.is_strict() {
+            return Err(Error::PartialCommit {
+                committed: first,
+                failed: second,
+                writes: self.writes.len(),
+                reason,
+            }
+            .into());
+        }
+        Ok(())
+    }
+}
+
+/// The depth of the open transaction; an error if none is open.
+pub(crate) fn open_depth(
+    status: &TransactionManagerStatus,
+    tx: &Option<TxState>,
+) -> QueryResult<u32> {
+    match status.transaction_depth()? {
+        Some(depth) if tx.is_some() => Ok(depth.get()),
+        _ => Err(diesel::result::Error::NotInTransaction),
+    }
+}
+
+impl<C> TransactionManager<DoubleWriteConnection<C>> for DoubleWriteTransactionManager
+where
+    C: R2D2Connection + 'static,
+    C::Backend: DoubleWriteBackend,
+{
+    type TransactionStateData = TransactionManagerStatus;
+
+    fn begin_transaction(conn: &mut DoubleWriteConnection<C>) -> QueryResult<()> {
+        conn.begin(false)
+    }
+
+    fn rollback_transaction(conn: &mut DoubleWriteConnection<C>) -> QueryResult<()> {
+        conn.rollback()
+    }
+
+    fn commit_transaction(conn: &mut DoubleWriteConnection<C>) -> QueryResult<()> {
+        conn.commit()
+    }
+
+    fn transaction_manager_status_mut(
+        conn: &mut DoubleWriteConnection<C>,
+    ) -> &mut TransactionManagerStatus {
+        &mut conn.status
+    }
+}
+
+/// The transaction depth of `conn`'s own manager (`None` outside a transaction or when it is in
+/// error).
+fn depth_of<C: R2D2Connection>(conn: &mut C) -> Option<u32> {
+    C::TransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth()
+        .ok()
+        .flatten()
+        .map(|d| d.get())
+}
+
+/// A copy of a transaction manager status (its types cannot be built field by field).
+pub(super) fn copy_status(status: &TransactionManagerStatus) -> TransactionManagerStatus {
+    let TransactionManagerStatus::Valid(valid) = status else {
+        return TransactionManagerStatus::InError;
+    };
+    let mut copy = TransactionManagerStatus::default();
+    if let Some(open) = &valid.in_transaction {
+        if let TransactionManagerStatus::Valid(inner) = &mut copy {
+            for _ in 0..open.transaction_depth.get() {
+                let _ = inner.change_transaction_depth(TransactionDepthChange::IncreaseDepth);
+            }
+        }
+        if open.test_transaction {
+            copy.set_test_transaction_flag();
+        }
+        copy.set_requires_rollback_maybe_up_to_top_level(
+            open.requires_rollback_maybe_up_to_top_level,
+        );
+    }
+    copy
+}
+
+impl<C> DoubleWriteConnection<C>
+where
+    C: R2D2Connection + 'static,
+    C::Backend: DoubleWriteBackend,
+{
+    /// Makes this connection's status the first side's, and forgets the transaction once the
+    /// first side has none.
+    fn sync_status(&mut self, first: Side) {
+        if self.sides[first.index()].lost {
+            // The connection is gone, and its transaction with it on the server; it is opened
+            // again before the next statement.
+            self.status = TransactionManagerStatus::default();
+            self.tx = None;
+            return;
+        }
+        self.status = match self.sides[first.index()].conn.as_mut() {
+            Some(conn) => copy_status(C::TransactionManager::transaction_manager_status_mut(conn)),
+            None => TransactionManagerStatus::default(),
+        };
+        if matches!(self.status.transaction_depth(), Ok(None)) {
+            self.tx = None;
+        }
+    }
+
+    /// `BEGIN` (or a savepoint) on both sides. `test` marks a test transaction.
+    pub(crate) fn begin(&mut self, test: bool) -> QueryResult<()> {
+        let begin = |c: &mut C| {
+            if test {
+                c.begin_test_transaction()
+            } else {
+                C::TransactionManager::begin_transaction(c)
+            }
+        };
+        let depth = self.status.transaction_depth()?.map_or(0, |d| d.get());
+        let tx = match self.tx.take() {
+            Some(tx) if depth > 0 => tx,
+            _ => {
+                // The outermost BEGIN: the transaction keeps the pattern it begins with.
+                let pattern = self.statement_pattern()?;
+                self.run_on(pattern.first(), |_| Ok(()))?;
+                TxState::new(pattern)
+            }
+        };
+        let first = tx.pattern.first();
+        let second = tx.pattern.second();
+        let intact = matches!(tx.second, SecondState::Intact);
+        // Inside the transaction from here: no reconnect, no retry.
+        self.tx = Some(tx);
+        let result = self.step(first, begin);
+        self.sync_status(first);
+        result?;
+        let Some(second) = second.filter(|_| intact) else {
+            return Ok(());
+        };
+        let Err(error) = self.attempt_begin_second(second, depth, begin) else {
+            return Ok(());
+        };
+        if let Some(tx) = &mut self.tx {
+            tx.break_second(depth, format!("its BEGIN failed: {error}"));
+        }
+        if self.ctx.is_strict() {
+            // Nothing was written yet: undo the first side's BEGIN, report the error.
+            let _ = self.step(first, C::TransactionManager::rollback_transaction);
+            if depth == 0 {
+                self.rollback_fully(second);
+            }
+            self.sync_status(first);
+            return Err(error);
+        }
+        tracing::warn!(target: "diesel_rw::double_write", %second, %error, "the second side could not begin; the transaction runs on the first side alone");
+        Ok(())
+    }
+
+    /// Begins on the second side; at depth 0 (re)connects it first if needed, which a transaction
+    /// otherwise never does.
+    fn attempt_begin_second(
+        &mut self,
+        second: Side,
+        depth: u32,
+        begin: impl FnOnce(&mut C) -> QueryResult<()>,
+    ) -> QueryResult<()> {
+        if depth == 0 {
+            let tx = self.tx.take();
+            let connected = self.run_on(second, |_| Ok(()));
+            self.tx = tx;
+            connected?;
+        }
+        self.step(second, begin)
+    }
+
+    /// `COMMIT` (or a savepoint release): the first side, then the second.
+    pub(crate) fn commit(&mut self) -> QueryResult<()> {
+        let depth = open_depth(&self.status, &self.tx)?;
+        let (first, second) = self.open_sides();
+        let result = self.step(first, C::TransactionManager::commit_transaction);
+        if depth > 1 {
+            self.sync_status(first);
+            result?;
+            let release = self.tx.as_mut().is_some_and(|tx| tx.released(depth));
+            if let (true, Some(second)) = (release, second) {
+                if let Err(error) = self.step(second, C::TransactionManager::commit_transaction) {
+                    if let Some(tx) = &mut self.tx {
+                        tx.break_second(
+                            depth - 1,
+                            format!("its RELEASE SAVEPOINT failed: {error}"),
+                        );
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let tx = self.tx.take().expect("an open transaction has its state");
+        self.sync_status(first);
+        if let Err(error) = result {
+            // Nothing committed on the first side (diesel rolled it back, or its status is in
+            // error): roll the second back too.
+            if let Some(second) = second {
+                self.rollback_fully(second);
+            }
+            if matches!(self.status.transaction_depth(), Ok(Some(_))) {
+                self.tx = Some(tx);
+            }
+            return Err(error);
+        }
+        let Some(second) = second else {
+            return Ok(());
+        };
+        let reason = match tx.second_failure() {
+            Some(reason) => reason,
+            None => match self.step(second, C::TransactionManager::commit_transaction) {
+                Ok(()) => return Ok(()),
+                Err(error) => format!("its COMMIT failed: {error}"),
+            },
+        };
+        self.rollback_fully(second);
+        tx.partial_commit(&self.ctx, second, reason)
+    }
+
+    /// `ROLLBACK` (or a rollback to a savepoint) on both sides.
+    pub(crate) fn rollback(&mut self) -> QueryResult<()> {
+        let depth = open_depth(&self.status, &self.tx)?;
+        let (first, second) = self.open_sides();
+        let result = self.step(first, C::TransactionManager::rollback_transaction);
+        let recover = self.tx.as_mut().is_some_and(|tx| tx.rolled_back(depth));
+        if let Some(second) = second {
+            let ok = self.rollback_to(second, depth - 1);
+            if let Some(tx) = &mut self.tx {
+                tx.second_rolled_back(depth, ok, recover);
+            }
+        }
+        self.sync_status(first);
+        result
+    }
+
+    /// Rolls `side` back until its depth is at most `depth`; `false` if a rollback failed (the
+    /// connection is then treated as lost and opened again before its next use).
+    fn rollback_to(&mut self, side: Side, depth: u32) -> bool {
+        loop {
+            let Some(conn) = self.sides[side.index()].conn.as_mut() else {
+                return true;
+            };
+            match depth_of(conn) {
+                Some(d) if d > depth => {}
+                Some(_) => return true,
+                None => {
+                    // In error, or no transaction: nothing to roll back if the status is valid.
+                    let valid = C::TransactionManager::transaction_manager_status_mut(conn)
+                        .transaction_depth()
+                        .is_ok();
+                    if !valid {
+                        self.sides[side.index()].lost = true;
+                    }
+                    return valid;
+                }
+            }
+            if self
+                .step(side, C::TransactionManager::rollback_transaction)
+                .is_err()
+            {
+                self.sides[side.index()].lost = true;
+                return false;
+            }
+        }
+    }
+
+    fn rollback_fully(&mut self, side: Side) {
+        self.rollback_to(side, 0);
+    }
+
+    /// The sides of the open transaction.
+    fn open_sides(&self) -> (Side, Option<Side>) {
+        self.tx.as_ref().expect("checked by open_depth").sides()
+    }
+}
