@@ -152,6 +152,7 @@ fn redact_password_params(s: &str) -> String {
 
 /// Checks a `scheme://[user[:password]@]host[:port][,host[:port]...][/path]` URL: the scheme is
 /// one of `schemes` and every port is a number from 1 to 65535.
+#[cfg_attr(not(any(feature = "postgres", feature = "mysql")), allow(dead_code))]
 pub(crate) fn check_network_url(url: &NodeUrl, schemes: &[&str]) -> Result<(), Error> {
     let raw = url.expose();
     if raw.trim().is_empty() {
