@@ -45,7 +45,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
 
     let mut conn = pool.get()?;
-    println!("before any write, a read is served by port {}", served_by(&mut conn)?);
+    println!(
+        "before any write, a read is served by port {}",
+        served_by(&mut conn)?
+    );
     let id: i32 = diesel::sql_query("INSERT INTO ryw_notes (body) VALUES ('hello') RETURNING id")
         .get_result::<Id>(&mut conn)?
         .id;

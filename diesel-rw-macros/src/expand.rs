@@ -13,8 +13,9 @@ use quote::{quote, ToTokens};
 use syn::parse::{Parse, ParseStream, Parser};
 use syn::visit::{self, Visit};
 use syn::{
-    Attribute, Block, Expr, ExprCall, ExprLit, FnArg, Ident, Item, Lit, Pat, ReturnType, Signature,
-    TraitItemFn, Type, Visibility,
+    Attribute, Block, Expr, ExprAsync, ExprCall, ExprLit, FnArg, GenericArgument, Ident, Item, Lit,
+    Local, Pat, PathArguments, ReturnType, Signature, Stmt, TraitItemFn, Type, TypeParamBound,
+    Visibility,
 };
 
 use crate::args::Args;
@@ -50,10 +51,207 @@ pub(crate) fn attribute(kind: Kind, args: Args, item: TokenStream) -> TokenStrea
         Ok(func) => func,
         Err(_) => return not_a_function(kind, item),
     };
-    match check(kind, &args, &func) {
-        Ok(source) => gen_function(kind, &args, &func, source),
+    let shape = Shape::of(&func);
+    match check(kind, &args, &func, &shape) {
+        Ok(source) => match shape {
+            Shape::Sync => gen_function(kind, &args, &func, source),
+            Shape::AsyncFn => gen_async_function(kind, &args, &func, source),
+            Shape::AsyncTrait(boxed) => gen_async_trait(kind, &args, &func, source, boxed),
+        },
         Err(error) => gen_error(&args, &func, error),
     }
+}
+
+/// How the function runs, which decides how it gets its connection.
+enum Shape {
+    /// A plain `fn`: routed through `Router`.
+    Sync,
+    /// An `async fn`: routed through `AsyncRouter`, with `.await`.
+    AsyncFn,
+    /// An `async fn` that `#[async_trait]` has rewritten already (it expands the `impl` block
+    /// first, so this attribute sees its output): a `fn` returning
+    /// `Pin<Box<dyn Future<Output = T> + ...>>` whose body is `Box::pin(async move { ... })`.
+    /// Routed as an `async fn` returning `T`, inside that `async move` block.
+    AsyncTrait(Box<BoxedFuture>),
+}
+
+impl Shape {
+    fn of(func: &FnItem) -> Shape {
+        if func.sig.asyncness.is_some() {
+            Shape::AsyncFn
+        } else if let Some(boxed) = BoxedFuture::parse(func) {
+            Shape::AsyncTrait(Box::new(boxed))
+        } else {
+            Shape::Sync
+        }
+    }
+
+    /// The trait the route source must implement, and the pool that implements it.
+    fn router(&self) -> (&'static str, &'static str) {
+        match self {
+            Shape::Sync => ("diesel_rw::Router", "RwPool"),
+            Shape::AsyncFn | Shape::AsyncTrait(_) => ("diesel_rw::AsyncRouter", "AsyncRwPool"),
+        }
+    }
+}
+
+/// The parts of an `#[async_trait]` method's body.
+///
+/// async_trait (0.1) writes `Box::pin(async move { <prologue> let __ret: T = { <body> }; __ret })`,
+/// where the prologue moves the arguments into the block and binds `self` to `__self`. The
+/// routing goes around `<body>`, after the prologue: there `self` is `__self`. If the block does
+/// not have that shape (another version, or a hand-written boxed future), the routing goes at
+/// the start of the whole `async move` block instead, where `self` is still `self`.
+struct BoxedFuture {
+    /// The `Output` of the returned future: the return type of the `async fn` as written.
+    output: Type,
+    /// The body: `Box::pin(async move { ... })`.
+    call: ExprCall,
+    /// Where in the `async move` block the body is: the index of `let __ret: T = { ... };`.
+    body_at: Option<usize>,
+    /// What `self` is called where the routing goes: `__self` after async_trait's prologue.
+    receiver: Option<Ident>,
+}
+
+impl BoxedFuture {
+    fn parse(func: &FnItem) -> Option<BoxedFuture> {
+        let ReturnType::Type(_, ty) = &func.sig.output else {
+            return None;
+        };
+        let output = future_output(ty)?;
+        let mut stmts = Block::parse_within.parse2(func.body.clone()).ok()?;
+        if stmts.len() != 1 {
+            return None;
+        }
+        let Stmt::Expr(Expr::Call(call), None) = stmts.remove(0) else {
+            return None;
+        };
+        let Expr::Path(path) = &*call.func else {
+            return None;
+        };
+        if path.path.segments.last()?.ident != "pin" || call.args.len() != 1 {
+            return None;
+        }
+        let Expr::Async(block) = &call.args[0] else {
+            return None;
+        };
+        block.capture?;
+        let stmts = &block.block.stmts;
+        let body_at = stmts.iter().position(|stmt| {
+            matches!(stmt, Stmt::Local(local)
+                if local_name(local).is_some_and(|name| name == "__ret")
+                    && matches!(local.init.as_ref().map(|init| &*init.expr), Some(Expr::Block(_))))
+        });
+        let receiver = body_at.and_then(|at| {
+            stmts[..at].iter().find_map(|stmt| match stmt {
+                Stmt::Local(local) => local_name(local).filter(|name| *name == "__self").cloned(),
+                _ => None,
+            })
+        });
+        Some(BoxedFuture {
+            output,
+            call,
+            body_at,
+            receiver,
+        })
+    }
+
+    fn async_block(&mut self) -> &mut ExprAsync {
+        match &mut self.call.args[0] {
+            Expr::Async(block) => block,
+            _ => unreachable!("checked by `parse`"),
+        }
+    }
+
+    /// The tokens the routing goes around: async_trait's `{ <body> }`, or the whole block.
+    fn body(&self) -> TokenStream {
+        let Expr::Async(block) = &self.call.args[0] else {
+            unreachable!("checked by `parse`")
+        };
+        match self.body_at.map(|at| &block.block.stmts[at]) {
+            Some(Stmt::Local(local)) => {
+                let init = local.init.as_ref().expect("checked by `parse`");
+                let Expr::Block(body) = &*init.expr else {
+                    unreachable!("checked by `parse`")
+                };
+                let stmts = &body.block.stmts;
+                quote!(#(#stmts)*)
+            }
+            _ => {
+                let stmts = &block.block.stmts;
+                quote!(#(#stmts)*)
+            }
+        }
+    }
+
+    /// The body with `routed` (statements that end in the body's value) in place of `{ <body> }`.
+    fn replace_body(mut self, routed: TokenStream) -> ExprCall {
+        let body_at = self.body_at;
+        let block = &mut self.async_block().block;
+        match body_at {
+            Some(at) => {
+                let Stmt::Local(local) = &mut block.stmts[at] else {
+                    unreachable!("checked by `parse`")
+                };
+                let init = local.init.as_mut().expect("checked by `parse`");
+                *init.expr = syn::parse_quote!({ #routed });
+            }
+            None => block.stmts = syn::parse_quote!(#routed),
+        }
+        self.call
+    }
+}
+
+/// The name a `let` binds, if it binds a plain name (`let x`, `let mut x: T`).
+fn local_name(local: &Local) -> Option<&Ident> {
+    let pat = match &local.pat {
+        Pat::Type(typed) => &*typed.pat,
+        pat => pat,
+    };
+    match pat {
+        Pat::Ident(ident) if ident.subpat.is_none() => Some(&ident.ident),
+        _ => None,
+    }
+}
+
+/// `T` of `Pin<Box<dyn Future<Output = T> + ...>>` (any paths to those names).
+fn future_output(ty: &Type) -> Option<Type> {
+    fn only_type_arg(ty: &Type, name: &str) -> Option<Type> {
+        let Type::Path(path) = peel(ty) else {
+            return None;
+        };
+        let last = path.path.segments.last()?;
+        if last.ident != name {
+            return None;
+        }
+        let PathArguments::AngleBracketed(args) = &last.arguments else {
+            return None;
+        };
+        match args.args.iter().collect::<Vec<_>>()[..] {
+            [GenericArgument::Type(inner)] => Some(inner.clone()),
+            _ => None,
+        }
+    }
+    let boxed = only_type_arg(ty, "Pin")?;
+    let Type::TraitObject(object) = peel(&only_type_arg(&boxed, "Box")?).clone() else {
+        return None;
+    };
+    object.bounds.iter().find_map(|bound| {
+        let TypeParamBound::Trait(bound) = bound else {
+            return None;
+        };
+        let last = bound.path.segments.last()?;
+        if last.ident != "Future" {
+            return None;
+        }
+        let PathArguments::AngleBracketed(args) = &last.arguments else {
+            return None;
+        };
+        args.args.iter().find_map(|arg| match arg {
+            GenericArgument::AssocType(assoc) if assoc.ident == "Output" => Some(assoc.ty.clone()),
+            _ => None,
+        })
+    })
 }
 
 /// A function with its body kept as tokens, so that a body that does not parse (a syntax error
@@ -86,7 +284,7 @@ impl Parse for FnItem {
 }
 
 /// Checks the function and its arguments; gives the route source expression.
-fn check(kind: Kind, args: &Args, func: &FnItem) -> syn::Result<TokenStream> {
+fn check(kind: Kind, args: &Args, func: &FnItem, shape: &Shape) -> syn::Result<TokenStream> {
     let name = kind.name();
     if let Some(error) = &args.error {
         return Err(error.clone());
@@ -114,19 +312,17 @@ fn check(kind: Kind, args: &Args, func: &FnItem) -> syn::Result<TokenStream> {
             ),
         ));
     }
-    if let Some(asyncness) = &func.sig.asyncness {
-        // The async expansion is this one with `.await` after the route call (an `AsyncRouter`
-        // with `async fn route`) and diesel-async's transaction; it comes with `AsyncRwPool`.
-        return Err(syn::Error::new(
-            asyncness.span,
-            format!(
-                "`#[{name}]` does not support `async fn` yet: async routing comes with the async \
-                 pool (`AsyncRwPool`); until then, route a synchronous function"
-            ),
-        ));
-    }
-    let source = route_source(kind, args, &func.sig)?;
-    if let Some(error) = returns_nothing(kind, args, &func.sig) {
+    let source = route_source(kind, args, &func.sig, shape.router())?;
+    let output = match shape {
+        // async_trait's `()` for a function that returns nothing has no span of the user's:
+        // the error goes to the function's name, as for a plain `fn`.
+        Shape::AsyncTrait(boxed) => match peel(&boxed.output) {
+            Type::Tuple(t) if t.elems.is_empty() => ReturnType::Default,
+            _ => ReturnType::Type(Default::default(), Box::new(boxed.output.clone())),
+        },
+        Shape::Sync | Shape::AsyncFn => func.sig.output.clone(),
+    };
+    if let Some(error) = returns_nothing(kind, args, &func.sig.ident, &output) {
         return Err(error);
     }
     if kind == Kind::ReadOnly {
@@ -154,7 +350,12 @@ fn routing_attribute(attr: &Attribute) -> Option<&'static str> {
 /// Where the route comes from: `pool = <expr>` as written; else `self`; else the first
 /// argument. A `&mut` source is reborrowed (`&mut *db`), so it is not moved; any other source is
 /// used as written (a `&RwPool` is `Copy`; a generic `R: Router` is moved).
-fn route_source(kind: Kind, args: &Args, sig: &Signature) -> syn::Result<TokenStream> {
+fn route_source(
+    kind: Kind,
+    args: &Args,
+    sig: &Signature,
+    (router, pool): (&str, &str),
+) -> syn::Result<TokenStream> {
     let name = kind.name();
     if let Some(pool) = &args.pool {
         return Ok(pool.to_token_stream());
@@ -175,7 +376,7 @@ fn route_source(kind: Kind, args: &Args, sig: &Signature) -> syn::Result<TokenSt
             sig.paren_token.span.join(),
             format!(
                 "`#[{name}]` needs a route source, and this function has no arguments: take a \
-                 first argument that implements `diesel_rw::Router` (like `db: &RwPool<PgConnection>` \
+                 first argument that implements `{router}` (like `db: &{pool}<PgConnection>` \
                  or the `conn` of another annotated function), or give `#[{name}(pool = <expr>)]`"
             ),
         )),
@@ -199,9 +400,14 @@ fn peel(ty: &Type) -> &Type {
 
 /// An error if the function returns nothing: it must return a `Result` for the route's error
 /// (and, with `transaction`, for the commit or rollback).
-fn returns_nothing(kind: Kind, args: &Args, sig: &Signature) -> Option<syn::Error> {
-    let unit = match &sig.output {
-        ReturnType::Default => sig.ident.to_token_stream(),
+fn returns_nothing(
+    kind: Kind,
+    args: &Args,
+    name: &Ident,
+    output: &ReturnType,
+) -> Option<syn::Error> {
+    let unit = match output {
+        ReturnType::Default => name.to_token_stream(),
         ReturnType::Type(_, ty) => match peel(ty) {
             Type::Tuple(t) if t.elems.is_empty() => t.to_token_stream(),
             _ => return None,
@@ -423,6 +629,153 @@ fn gen_function(kind: Kind, args: &Args, func: &FnItem, source: TokenStream) -> 
     }
 }
 
+/// The expansion of an `async fn`: as [`gen_function`]'s, with the route awaited, an
+/// `AsyncRwConnection`, and diesel-async's transaction.
+fn gen_async_function(kind: Kind, args: &Args, func: &FnItem, source: TokenStream) -> TokenStream {
+    let FnItem {
+        outer_attrs,
+        inner_attrs,
+        vis,
+        sig,
+        body,
+    } = func;
+    let routed = async_routing(kind, args, source, body, &sig.output);
+    quote! {
+        #(#outer_attrs)*
+        #vis #sig {
+            #(#inner_attrs)*
+            #routed
+        }
+    }
+}
+
+/// The expansion of an `#[async_trait]` method: the function as async_trait wrote it, with the
+/// routing of an `async fn` returning the future's `Output` inside its `async move` block.
+fn gen_async_trait(
+    kind: Kind,
+    args: &Args,
+    func: &FnItem,
+    source: TokenStream,
+    boxed: Box<BoxedFuture>,
+) -> TokenStream {
+    let FnItem {
+        outer_attrs,
+        inner_attrs,
+        vis,
+        sig,
+        body: _,
+    } = func;
+    // After async_trait's prologue, `self` has moved to `__self`.
+    let source = match &boxed.receiver {
+        Some(receiver) => replace_self(source, receiver),
+        None => source,
+    };
+    let output = ReturnType::Type(Default::default(), Box::new(boxed.output.clone()));
+    let routed = async_routing(kind, args, source, &boxed.body(), &output);
+    let call = boxed.replace_body(routed);
+    quote! {
+        #(#outer_attrs)*
+        #vis #sig {
+            #(#inner_attrs)*
+            #call
+        }
+    }
+}
+
+/// The statements of an async function's body that route `source` and run `body` (which ends
+/// in the function's value, of type `output`) with the connection bound.
+fn async_routing(
+    kind: Kind,
+    args: &Args,
+    source: TokenStream,
+    body: &TokenStream,
+    output: &ReturnType,
+) -> TokenStream {
+    let conn = args.conn_ident();
+    let routed = Ident::new("__diesel_rw_routed", Span::mixed_site());
+    let role = kind.role();
+    let block = quote!({ #body });
+    let run = if args.transaction.is_some() {
+        // The closure's return type is written out: the expected type of the function's value
+        // does not reach through `.await`, and the body's `?` needs the error type.
+        let ret = match output {
+            ReturnType::Type(arrow, ty) => {
+                let ty = infer_impl_trait(ty);
+                quote!(#arrow #ty)
+            }
+            ReturnType::Default => TokenStream::new(),
+        };
+        quote! {
+            ::diesel_rw::__private::AsyncConnection::transaction(#conn, async |#conn| #ret #block)
+                .await
+        }
+    } else {
+        let result = Ident::new("__diesel_rw_result", Span::mixed_site());
+        let ty = match output {
+            ReturnType::Type(_, ty) if !has_impl_trait(ty) => quote!(: #ty),
+            _ => TokenStream::new(),
+        };
+        quote! {
+            let #result #ty = #block;
+            #[allow(unreachable_code)]
+            #result
+        }
+    };
+    quote! {
+        let mut #routed = ::diesel_rw::__private::route_async(#source, #role).await?;
+        let #conn: &mut ::diesel_rw::__private::AsyncRwConnection<_> =
+            ::diesel_rw::__private::BorrowMut::borrow_mut(&mut #routed);
+        #run
+    }
+}
+
+/// `tokens` with each `self` (not a path's `self::`) replaced by `receiver`.
+fn replace_self(tokens: TokenStream, receiver: &Ident) -> TokenStream {
+    use proc_macro2::{Group, TokenTree};
+    let mut out = Vec::new();
+    let mut iter = tokens.into_iter().peekable();
+    while let Some(tt) = iter.next() {
+        let tt = match tt {
+            TokenTree::Ident(ident) if ident == "self" => {
+                let path = matches!(iter.peek(), Some(TokenTree::Punct(p)) if p.as_char() == ':');
+                if path {
+                    TokenTree::Ident(ident)
+                } else {
+                    TokenTree::Ident(receiver.clone())
+                }
+            }
+            TokenTree::Group(group) => {
+                let mut replaced =
+                    Group::new(group.delimiter(), replace_self(group.stream(), receiver));
+                replaced.set_span(group.span());
+                TokenTree::Group(replaced)
+            }
+            other => other,
+        };
+        out.push(tt);
+    }
+    out.into_iter().collect()
+}
+
+/// `ty` with each `impl Trait` replaced by `_`, for a type annotation in a body.
+fn infer_impl_trait(ty: &Type) -> Type {
+    struct Infer;
+    impl syn::visit_mut::VisitMut for Infer {
+        fn visit_type_mut(&mut self, ty: &mut Type) {
+            if let Type::ImplTrait(impl_trait) = ty {
+                *ty = Type::Infer(syn::TypeInfer {
+                    underscore_token: syn::Token![_](impl_trait.impl_token.span),
+                });
+            } else {
+                syn::visit_mut::visit_type_mut(self, ty);
+            }
+        }
+    }
+    let mut ty = ty.clone();
+    syn::visit_mut::VisitMut::visit_type_mut(&mut Infer, &mut ty);
+    ty
+}
+
 fn has_impl_trait(ty: &Type) -> bool {
     #[derive(Default)]
     struct Finder(bool);
@@ -603,6 +956,109 @@ mod tests {
         };
         let args = quote!(transaction, conn = tx);
         assert_eq!(expand(Kind::Master, args, item), expected.to_string());
+    }
+
+    #[test]
+    fn async_fn_awaits_the_route_and_uses_diesel_async_transaction() {
+        let item = quote! {
+            async fn add(db: &AsyncRwPool<Pg>, name: &str) -> QueryResult<usize> { go(conn).await }
+        };
+        let expected = quote! {
+            async fn add(db: &AsyncRwPool<Pg>, name: &str) -> QueryResult<usize> {
+                let mut __diesel_rw_routed =
+                    ::diesel_rw::__private::route_async(db, ::diesel_rw::__private::Role::Primary)
+                        .await?;
+                let conn: &mut ::diesel_rw::__private::AsyncRwConnection<_> =
+                    ::diesel_rw::__private::BorrowMut::borrow_mut(&mut __diesel_rw_routed);
+                ::diesel_rw::__private::AsyncConnection::transaction(
+                    conn,
+                    async |conn| -> QueryResult<usize> { go(conn).await }
+                )
+                .await
+            }
+        };
+        assert_eq!(
+            expand(Kind::Master, quote!(transaction), item),
+            expected.to_string()
+        );
+    }
+
+    /// What async_trait 0.1 makes of `async fn names(&mut self) -> QueryResult<Vec<String>>`.
+    fn async_trait_item(body: TokenStream) -> TokenStream {
+        quote! {
+            fn names<'life0, 'async_trait>(&'life0 mut self)
+                -> ::core::pin::Pin<Box<dyn ::core::future::Future<
+                    Output = QueryResult<Vec<String>>> + ::core::marker::Send + 'async_trait>>
+            where 'life0: 'async_trait, Self: 'async_trait
+            {
+                Box::pin(async move {
+                    if let ::core::option::Option::Some(__ret) =
+                        ::core::option::Option::None::<QueryResult<Vec<String>>> {
+                        #[allow(unreachable_code)]
+                        return __ret;
+                    }
+                    let mut __self = self;
+                    let __ret: QueryResult<Vec<String>> = { #body };
+                    #[allow(unreachable_code)]
+                    __ret
+                })
+            }
+        }
+    }
+
+    #[test]
+    fn async_trait_method_routes_inside_the_boxed_future_after_the_prologue() {
+        let item = async_trait_item(quote!(load(conn).await));
+        let routed = quote! {
+            let mut __diesel_rw_routed = ::diesel_rw::__private::route_async(
+                &__self.pool,
+                ::diesel_rw::__private::Role::Replica
+            )
+            .await?;
+            let conn: &mut ::diesel_rw::__private::AsyncRwConnection<_> =
+                ::diesel_rw::__private::BorrowMut::borrow_mut(&mut __diesel_rw_routed);
+            let __diesel_rw_result: QueryResult<Vec<String>> = { load(conn).await };
+            #[allow(unreachable_code)]
+            __diesel_rw_result
+        };
+        // Printed through syn, as the expansion is (`>>` is one token in `quote!`, two there).
+        let expected = syn::parse2::<syn::ItemFn>(async_trait_item(routed)).unwrap();
+        assert_eq!(
+            expand(Kind::ReadOnly, quote!(pool = &self.pool), item),
+            expected.to_token_stream().to_string()
+        );
+    }
+
+    #[test]
+    fn async_trait_method_checks_the_body_and_the_output() {
+        let item = async_trait_item(quote!(diesel::delete(users::table).execute(conn).await));
+        let out = expand(Kind::ReadOnly, quote!(pool = &self.pool), item);
+        assert!(out.contains("`delete` writes"), "{out}");
+
+        let unit = quote! {
+            fn nothing<'life0, 'async_trait>(&'life0 self)
+                -> ::core::pin::Pin<Box<dyn ::core::future::Future<Output = ()>
+                    + ::core::marker::Send + 'async_trait>>
+            where 'life0: 'async_trait, Self: 'async_trait
+            {
+                Box::pin(async move { let __self = self; let _: () = { go(conn).await }; })
+            }
+        };
+        let out = expand(Kind::Master, quote!(pool = &self.pool), unit);
+        assert!(
+            out.contains("needs the function to return a `Result`"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn replace_self_leaves_paths_alone() {
+        let receiver = Ident::new("__self", Span::call_site());
+        let out = replace_self(quote!(&self.pools[self::FIRST].get(self)), &receiver);
+        assert_eq!(
+            out.to_string(),
+            quote!(&__self.pools[self::FIRST].get(__self)).to_string()
+        );
     }
 
     #[test]

@@ -113,7 +113,44 @@ use expand::Kind;
 ///
 /// Misuse (an unknown or repeated option, no route source, a `const fn`, a trait method without
 /// a body, both attributes on one function, ...) is one compile error at the offending token.
-/// `async fn` is not supported yet: it comes with the async pool.
+///
+/// # Async functions
+///
+/// On an `async fn` (a free function or a method), the route source must implement
+/// `diesel_rw::AsyncRouter` (`&AsyncRwPool<C>`, `&mut AsyncRwConnection<C>`, ...; diesel-rw's
+/// `async` feature), the route is awaited and `conn` is a `&mut AsyncRwConnection<C>`:
+///
+/// ```ignore
+/// #[read_only]
+/// async fn find(db: &AsyncRwPool<AsyncPgConnection>, id: i32) -> QueryResult<User> {
+///     users.find(id).first(conn).await
+/// }
+/// ```
+///
+/// expands to
+///
+/// ```ignore
+/// async fn find(db: &AsyncRwPool<AsyncPgConnection>, id: i32) -> QueryResult<User> {
+///     let mut __diesel_rw_routed =
+///         ::diesel_rw::__private::route_async(db, ::diesel_rw::__private::Role::Replica).await?;
+///     let conn: &mut ::diesel_rw::__private::AsyncRwConnection<_> =
+///         ::diesel_rw::__private::BorrowMut::borrow_mut(&mut __diesel_rw_routed);
+///     let __diesel_rw_result: QueryResult<User> = { users.find(id).first(conn).await };
+///     __diesel_rw_result
+/// }
+/// ```
+///
+/// and `transaction` runs the body in diesel-async's transaction:
+/// `AsyncConnection::transaction(conn, async |conn| -> QueryResult<User> { ... }).await`. The
+/// future stays `Send` when the body's is (axum handlers, `tokio::spawn`).
+///
+/// Methods of an `#[async_trait]` impl or trait work too, with the attribute on the method as
+/// usual (`#[async_trait] impl Repo for PgRepo { #[read_only] async fn find(&self, ...) }`):
+/// async_trait expands first and turns the method into a `fn` returning
+/// `Pin<Box<dyn Future<Output = T> + Send>>` around an `async move` block; the attribute
+/// recognises that shape and routes inside the block as for an `async fn` returning `T`
+/// (`self`, `pool = &self.pool` and the first argument mean what they mean in the method as
+/// written).
 #[proc_macro_attribute]
 pub fn read_only(args: TokenStream, item: TokenStream) -> TokenStream {
     let args = syn::parse_macro_input!(args as args::Args);
@@ -168,6 +205,10 @@ pub fn read_only(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   A `#[read_only]` function called with `conn` inside runs in this transaction.
 /// - `conn = <name>`: binds the connection to `<name>` instead of `conn`.
 /// - `pool = <expr>`: the route source.
+///
+/// On an `async fn` or an `#[async_trait]` method, the route source is an `AsyncRouter`, the
+/// route is awaited and `transaction` is diesel-async's: see
+/// [`read_only`](macro@read_only#async-functions).
 ///
 /// Misuse is one compile error at the offending token, as for [`read_only`](macro@read_only).
 #[proc_macro_attribute]

@@ -96,7 +96,9 @@ impl Config {
             }
         }
         if self.health_interval == Some(Some(Duration::ZERO)) {
-            return Err(Error::Config("health_interval must be longer than zero".into()));
+            return Err(Error::Config(
+                "health_interval must be longer than zero".into(),
+            ));
         }
         if self.eject_after == 0 {
             return Err(Error::Config("eject_after must be at least 1".into()));

@@ -66,7 +66,8 @@ impl Position {
         let (hi, lo) = text.trim().split_once('/')?;
         let hi = u64::from_str_radix(hi, 16).ok()?;
         let lo = u64::from_str_radix(lo, 16).ok()?;
-        (hi <= u64::from(u32::MAX) && lo <= u64::from(u32::MAX)).then_some(Position::Lsn((hi << 32) | lo))
+        (hi <= u64::from(u32::MAX) && lo <= u64::from(u32::MAX))
+            .then_some(Position::Lsn((hi << 32) | lo))
     }
 
     /// Parses a MariaDB GTID list such as `0-1-42,1-2-7` (empty: no transaction yet).
@@ -235,7 +236,10 @@ mod tests {
         assert!(b.has_reached(&a) && !a.has_reached(&b));
         assert_eq!(a.distance_to(&b), 0xA8);
         assert_eq!(b.to_string(), "0/3001EB8");
-        assert_eq!(Position::parse_lsn("16/B374D848").unwrap().to_string(), "16/B374D848");
+        assert_eq!(
+            Position::parse_lsn("16/B374D848").unwrap().to_string(),
+            "16/B374D848"
+        );
         assert!(Position::parse_lsn("nope").is_none());
         let g = Position::parse_gtid("0-1-42,1-2-7").unwrap();
         let h = Position::parse_gtid("0-1-40").unwrap();
@@ -243,7 +247,10 @@ mod tests {
         assert_eq!(h.distance_to(&g), 2 + 7);
         assert_eq!(g.to_string(), "0-1-42,1-2-7");
         assert_eq!(Position::parse_gtid("").unwrap(), Position::Gtid(vec![]));
-        assert!(!a.has_reached(&g), "different kinds never compare as reached");
+        assert!(
+            !a.has_reached(&g),
+            "different kinds never compare as reached"
+        );
     }
 
     #[test]
@@ -257,7 +264,10 @@ mod tests {
         assert_eq!(s.token().unwrap().position(), &Position::Lsn(10));
         s.record_write();
         s.record_position(None);
-        assert!(s.is_sticky(Consistency::Causal), "unknown position: primary");
+        assert!(
+            s.is_sticky(Consistency::Causal),
+            "unknown position: primary"
+        );
     }
 
     #[test]

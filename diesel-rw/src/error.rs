@@ -163,7 +163,9 @@ pub enum Error {
     },
 
     /// A side of a double write could not be connected. Nothing was sent to it.
-    #[error("could not connect to the double-write {side} `{node}`: {source}; nothing was sent to it")]
+    #[error(
+        "could not connect to the double-write {side} `{node}`: {source}; nothing was sent to it"
+    )]
     SideUnavailable {
         /// The side.
         side: crate::double_write::Side,
@@ -233,7 +235,10 @@ impl From<Error> for diesel::result::Error {
 pub(crate) fn is_connection_error(error: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind, Error as E};
     match error {
-        E::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _) => true,
+        E::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => true,
         E::DatabaseError(_, info) => {
             let m = info.message().to_ascii_lowercase();
             [

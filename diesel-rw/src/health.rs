@@ -5,13 +5,19 @@
 //! it is a probe: if it succeeds the replica is up again, if it fails it is ejected for another
 //! cooldown. Reading the state costs one atomic load on the fast path (no clock read while the
 //! replica is up).
+//!
+//! The lag monitor's bookkeeping ([`LagMonitor`]) lives here too, shared by the sync monitor
+//! thread and the async monitor task, which differ only in how they query the nodes and wait.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::consistency::Position;
+use crate::error::Error;
 use crate::policy::Candidates;
+use crate::route::RoutingCore;
 
 /// How far behind the primary a replica may be and still serve reads
 /// ([`RwPoolBuilder::max_replica_lag`](crate::RwPoolBuilder::max_replica_lag)).
@@ -136,8 +142,10 @@ impl Health {
         r.failures.store(0, Ordering::Relaxed);
         *r.replayed.lock().unwrap_or_else(|e| e.into_inner()) = Some(replayed);
         r.lag_distance.store(distance, Ordering::Relaxed);
-        r.lag_millis
-            .store(lag.as_millis().min(u128::from(u64::MAX)) as u64, Ordering::Relaxed);
+        r.lag_millis.store(
+            lag.as_millis().min(u128::from(u64::MAX)) as u64,
+            Ordering::Relaxed,
+        );
         if r.lagging.swap(lagging, Ordering::Relaxed) != lagging {
             tracing::info!(target: "diesel_rw", replica = i, lagging, distance, lag_ms = lag.as_millis() as u64, "replica lag state changed");
         }
@@ -252,6 +260,88 @@ impl Candidates for CaughtUp<'_> {
     }
 }
 
+/// Primary positions the lag monitor keeps to turn a position gap into a time lag.
+const HISTORY: usize = 4096;
+
+/// The lag monitor's decisions, shared by the sync monitor thread and the async monitor task:
+/// they only run the queries and wait between rounds. Each round, every `health_interval`:
+/// [`primary_sampled`](Self::primary_sampled) with the primary's position, then, for each
+/// replica that is [`due`](Self::due), [`replica_probed`](Self::replica_probed) with what its
+/// probe gave. A replica's lag is its distance to the primary's position (WAL bytes, GTID
+/// transactions) and how long ago the primary was at the oldest position it lacks; a probe
+/// that succeeds re-admits an ejected replica (its cooldown has passed, or it would not be
+/// due), and `eject_after` failed probes in a row eject it.
+#[derive(Debug, Default)]
+pub(crate) struct LagMonitor {
+    /// When the primary was at which position, oldest first.
+    history: VecDeque<(Instant, Position)>,
+    /// The primary's position this round, if it could be read.
+    primary: Option<Position>,
+}
+
+impl LagMonitor {
+    /// Starts a round with the primary's position (`None`: not known this round; replicas are
+    /// still probed, but their lag is not updated).
+    pub(crate) fn primary_sampled(&mut self, primary: Option<Position>) {
+        if let Some(p) = &primary {
+            if self.history.back().is_none_or(|(_, last)| last != p) {
+                self.history.push_back((Instant::now(), p.clone()));
+                if self.history.len() > HISTORY {
+                    self.history.pop_front();
+                }
+            }
+        }
+        self.primary = primary;
+    }
+
+    /// Whether replica `i` is probed this round: not while it is ejected (until its cooldown
+    /// has passed).
+    pub(crate) fn due(core: &RoutingCore, i: usize) -> bool {
+        !core.health.is_ejected(i)
+    }
+
+    /// Records replica `i`'s probe: its replayed position (`None` for a backend without
+    /// positions), or the error. Returns whether the monitor keeps its connection to it.
+    pub(crate) fn replica_probed(
+        &self,
+        core: &RoutingCore,
+        i: usize,
+        probe: Result<Option<Position>, Error>,
+    ) -> bool {
+        match probe {
+            Ok(replayed) => {
+                core.replica_ok(i);
+                if let (Some(replayed), Some(primary)) = (replayed, &self.primary) {
+                    let distance = replayed.distance_to(primary);
+                    let lag = self.time_lag(&replayed);
+                    let lagging = core
+                        .max_replica_lag
+                        .is_some_and(|max| max.exceeded_by(distance, lag));
+                    core.health
+                        .record_sample(i, replayed, distance, lag, lagging);
+                    core.metrics.lag(i, lag);
+                }
+                true
+            }
+            Err(e) => {
+                if core.health.count_failure(i) >= core.eject_after {
+                    core.health.retire_connections(i);
+                    core.replica_failed(i, &e);
+                }
+                false
+            }
+        }
+    }
+
+    /// How long ago the primary was at the oldest position `replayed` lacks.
+    fn time_lag(&self, replayed: &Position) -> Duration {
+        self.history
+            .iter()
+            .find(|(_, p)| !replayed.has_reached(p))
+            .map_or(Duration::ZERO, |(at, _)| at.elapsed())
+    }
+}
+
 /// One checked-out replica connection, counted for [`Policy::LeastInFlight`](crate::Policy).
 #[derive(Debug)]
 pub(crate) struct InFlight {
@@ -283,6 +373,46 @@ mod tests {
         assert!(h.available(0), "probe allowed after cooldown");
         h.mark_up(0);
         assert!(h.available(0));
+    }
+
+    fn core(max_lag: Option<MaxLag>) -> RoutingCore {
+        let config = crate::config::Config {
+            replicas: vec![(crate::url::NodeUrl::new("r"), 1)],
+            max_replica_lag: max_lag,
+            eject_after: 2,
+            ..Default::default()
+        };
+        RoutingCore::new(&config, &crate::url::NodeUrl::new("p"))
+    }
+
+    #[test]
+    fn lag_monitor_measures_lag_and_ejects_after_failed_probes() {
+        let core = core(Some(MaxLag::Distance(5)));
+        let mut monitor = LagMonitor::default();
+        monitor.primary_sampled(Some(Position::Lsn(100)));
+        assert!(monitor.replica_probed(&core, 0, Ok(Some(Position::Lsn(100)))));
+        assert_eq!(core.health.lag(0).0, 0);
+        assert!(core.health.has_reached(0, &Position::Lsn(100)));
+        std::thread::sleep(Duration::from_millis(20));
+        monitor.primary_sampled(Some(Position::Lsn(110)));
+        assert!(monitor.replica_probed(&core, 0, Ok(Some(Position::Lsn(100)))));
+        let (distance, lag) = core.health.lag(0);
+        assert_eq!(distance, 10);
+        assert!(
+            lag < Duration::from_millis(20),
+            "lacks only the newest position: {lag:?}"
+        );
+        assert!(core.health.is_lagging(0), "10 > max 5");
+        assert!(LagMonitor::due(&core, 0));
+        let failed = || Err(Error::InvalidState("down".into()));
+        assert!(!monitor.replica_probed(&core, 0, failed()));
+        assert!(!core.health.is_ejected(0), "one failure is not enough");
+        assert!(!monitor.replica_probed(&core, 0, failed()));
+        assert!(
+            core.health.is_ejected(0),
+            "ejected after eject_after failures"
+        );
+        assert!(!LagMonitor::due(&core, 0), "not probed while ejected");
     }
 
     #[test]

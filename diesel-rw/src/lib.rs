@@ -61,6 +61,9 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+#[cfg(feature = "async")]
+#[path = "async/mod.rs"]
+mod asynchronous;
 pub mod backend;
 mod classify;
 mod config;
@@ -75,34 +78,20 @@ mod router;
 mod stats;
 mod sync;
 mod url;
-#[cfg(feature = "async")]
-#[path = "async/mod.rs"]
-mod asynchronous;
 
 #[doc(hidden)]
 pub mod __private;
 
-pub use backend::RwBackend;
-pub use classify::{classify_sql, StatementKind};
-pub use config::{RwPoolBuilder, DATABASE_REPLICA_URLS, DATABASE_URL};
-pub use consistency::{Consistency, GtidPosition, Position, WriteToken};
-pub use double_write::{DoubleWrite, DoubleWriteConnection, Pattern, PatternSwitch};
-#[cfg(feature = "async")]
-pub use double_write::{AsyncDoubleWrite, AsyncDoubleWriteConnection};
-pub use error::{Error, Result};
-pub use health::MaxLag;
-pub use backend::PositionQueries;
-pub use policy::Policy;
-pub use route::{Fallback, Node, Reason, Role, Route};
-pub use router::{Rerouted, Router};
-pub use stats::{NodeStats, Stats};
-pub use sync::{RwConnection, RwPool, RwTransactionManager};
-pub use url::{redact, NodeUrl};
 #[cfg(feature = "async")]
 pub use asynchronous::{
     AsyncPoolable, AsyncRerouted, AsyncRouter, AsyncRwConnection, AsyncRwPool,
     AsyncRwTransactionManager, NodePoolStatus, PoolStatus, Routed,
 };
+pub use backend::PositionQueries;
+pub use backend::RwBackend;
+pub use classify::{classify_sql, StatementKind};
+pub use config::{RwPoolBuilder, DATABASE_REPLICA_URLS, DATABASE_URL};
+pub use consistency::{Consistency, GtidPosition, Position, WriteToken};
 /// `#[read_only]` runs a function on a read-only connection (a replica); `#[master]` runs it on
 /// the primary. The body gets `conn`, routed from the first argument (or `self`, or
 /// `pool = <expr>`), which implements [`Router`]: a `&RwPool`, or the `conn` of another annotated
@@ -150,3 +139,14 @@ pub use asynchronous::{
 /// # #[cfg(not(feature = "sqlite"))] fn main() {}
 /// ```
 pub use diesel_rw_macros::{master, read_only};
+#[cfg(feature = "async")]
+pub use double_write::{AsyncDoubleWrite, AsyncDoubleWriteConnection};
+pub use double_write::{DoubleWrite, DoubleWriteConnection, Pattern, PatternSwitch};
+pub use error::{Error, Result};
+pub use health::MaxLag;
+pub use policy::Policy;
+pub use route::{Fallback, Node, Reason, Role, Route};
+pub use router::{Rerouted, Router};
+pub use stats::{NodeStats, Stats};
+pub use sync::{RwConnection, RwPool, RwTransactionManager};
+pub use url::{redact, NodeUrl};

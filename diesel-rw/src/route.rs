@@ -17,6 +17,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backend::PositionQueries;
 use crate::classify::StatementKind;
 use crate::config::Config;
 use crate::consistency::{Consistency, Position, Sticky};
@@ -189,6 +190,49 @@ impl RouteState {
         }))
     }
 
+    /// Under `Consistency::Causal`, the position a replica must have replayed to serve a read.
+    pub(crate) fn causal_target(&self, consistency: Consistency) -> Option<Position> {
+        if consistency != Consistency::Causal {
+            return None;
+        }
+        self.sticky.token().map(|t| t.position().clone())
+    }
+
+    /// Before a read: whether the primary's position after this connection's writes must be
+    /// read now (once per burst of writes, outside a transaction, under `Causal`), and with
+    /// which of the backend's `queries`. The caller runs `after_write` on its primary connection
+    /// and hands the answer to [`Self::position_captured`]. Without positions (SQLite), the
+    /// position is recorded as unknown at once.
+    pub(crate) fn capture_due(
+        &mut self,
+        consistency: Consistency,
+        queries: Option<PositionQueries>,
+    ) -> Option<PositionQueries> {
+        if !self.sticky.pending() || self.transaction.is_some() {
+            return None;
+        }
+        let Some(queries) = queries else {
+            self.sticky.record_position(None);
+            return None;
+        };
+        (consistency == Consistency::Causal).then_some(queries)
+    }
+
+    /// Records what the primary answered to `queries.after_write` (`None`: no answer, or no
+    /// primary connection): an unknown position keeps reads on the primary.
+    pub(crate) fn position_captured(&mut self, queries: &PositionQueries, answer: Option<String>) {
+        let position = answer
+            .and_then(|text| (queries.parse)(&text))
+            .filter(|p| *p != Position::Gtid(Vec::new()));
+        if position.is_none() {
+            tracing::debug!(
+                target: "diesel_rw",
+                "position after write unknown: reads stay on the primary"
+            );
+        }
+        self.sticky.record_position(position);
+    }
+
     /// Where a new transaction begins: the primary, unless the route is read-only, in which
     /// case a replica (a read-only transaction) unless stickiness pins reads to the primary.
     pub(crate) fn transaction_decision(&self, consistency: Consistency) -> Decision {
@@ -242,7 +286,11 @@ impl RoutingCore {
             monitored: config.monitor_interval().is_some() && !config.replicas.is_empty(),
             metrics: Metrics::new(
                 primary,
-                &config.replicas.iter().map(|(u, _)| u.clone()).collect::<Vec<_>>(),
+                &config
+                    .replicas
+                    .iter()
+                    .map(|(u, _)| u.clone())
+                    .collect::<Vec<_>>(),
             ),
         }
     }
@@ -272,6 +320,64 @@ impl RoutingCore {
             health: &self.health,
             target,
         })
+    }
+
+    /// Step 5 under `Consistency::Causal`: the replicas to try for a read that must see
+    /// `target`, in order, each with whether it must first be asked if it has replayed it.
+    /// First one the lag monitor saw at `target` (`first`, if the caller picked it already);
+    /// then, if no monitor runs or `causal_wait` is set, any available replica, to ask. After
+    /// them, the primary (see [`Self::causal_primary_read`]). Lazy: each is picked when the
+    /// previous one failed, so an ejection in between counts.
+    pub(crate) fn causal_candidates<'a>(
+        &'a self,
+        target: &'a Position,
+        first: Option<usize>,
+    ) -> CausalCandidates<'a> {
+        CausalCandidates {
+            core: self,
+            target,
+            first,
+            step: 0,
+        }
+    }
+
+    /// Under `Causal`, whether a read with no replica known to have replayed its target asks a
+    /// replica (no lag monitor keeps positions fresh, or `causal_wait` lets it wait), rather
+    /// than going to the primary at once.
+    pub(crate) fn causal_asks_replicas(&self) -> bool {
+        !self.monitored || self.causal_wait.is_some()
+    }
+
+    /// Replica `i` answered `queries.replayed` with `answer`: notes the position and tells
+    /// whether it has reached `target`.
+    pub(crate) fn replica_replayed(
+        &self,
+        i: usize,
+        queries: &PositionQueries,
+        answer: Option<String>,
+        target: &Position,
+    ) -> bool {
+        answer
+            .and_then(|text| (queries.parse)(&text))
+            .inspect(|p| self.health.note_replayed(i, p.clone()))
+            .is_some_and(|p| p.has_reached(target))
+    }
+
+    /// A read waits (up to `causal_wait`) for a replica to replay its target: count it.
+    pub(crate) fn causal_waiting(&self) {
+        self.counters.causal_wait();
+        self.metrics.causal_wait();
+    }
+
+    /// Whether a replica's answer to the backend's server-side wait
+    /// ([`PositionQueries::wait`]) says it reached the position in time.
+    pub(crate) fn wait_succeeded(answer: Option<String>) -> bool {
+        answer.is_some_and(|r| r.trim() == "0")
+    }
+
+    /// No replica could serve a causal read: the primary does (counted).
+    pub(crate) fn causal_primary_read(&self) {
+        self.counters.causal_primary_read();
     }
 
     /// A replica could not be reached: eject it and count it.
@@ -323,6 +429,44 @@ impl RoutingCore {
         let replicas: Vec<&str> = self.replica_names.iter().map(NodeUrl::redacted).collect();
         self.counters
             .snapshot(self.primary_name.redacted(), &replicas, &self.health)
+    }
+}
+
+/// How often a causal read polls a replica's replayed position while it waits (backends
+/// without a server-side wait: PostgreSQL).
+pub(crate) const CAUSAL_POLL: Duration = Duration::from_millis(1);
+
+/// See [`RoutingCore::causal_candidates`].
+pub(crate) struct CausalCandidates<'a> {
+    core: &'a RoutingCore,
+    target: &'a Position,
+    first: Option<usize>,
+    step: u8,
+}
+
+impl Iterator for CausalCandidates<'_> {
+    /// A replica, and whether it must be asked if it has replayed the target.
+    type Item = (usize, bool);
+
+    fn next(&mut self) -> Option<(usize, bool)> {
+        loop {
+            self.step += 1;
+            let next = match self.step {
+                1 => self
+                    .first
+                    .take()
+                    .or_else(|| self.core.pick_caught_up(self.target))
+                    .map(|i| (i, false)),
+                2 if self.core.causal_asks_replicas() => {
+                    self.core.pick_replica().map(|i| (i, true))
+                }
+                2 => None,
+                _ => return None,
+            };
+            if next.is_some() {
+                return next;
+            }
+        }
     }
 }
 
@@ -413,6 +557,62 @@ mod tests {
                 .unwrap(),
             Decision::Node(Node::Primary, Reason::Sticky)
         );
+    }
+
+    #[test]
+    fn causal_capture_then_candidates() {
+        let queries = PositionQueries {
+            after_write: "",
+            primary: "",
+            replayed: "",
+            parse: Position::parse_lsn,
+            wait: None,
+        };
+        let mut s = RouteState::default();
+        assert!(
+            s.capture_due(Consistency::Causal, Some(queries)).is_none(),
+            "no write"
+        );
+        s.sticky.record_write();
+        assert!(s.capture_due(Consistency::Causal, Some(queries)).is_some());
+        s.position_captured(&queries, Some("0/10".into()));
+        assert!(
+            s.capture_due(Consistency::Causal, Some(queries)).is_none(),
+            "captured"
+        );
+        assert_eq!(
+            s.causal_target(Consistency::Causal),
+            Some(Position::Lsn(16))
+        );
+        assert_eq!(s.causal_target(Consistency::UnitOfWork), None);
+
+        let mut config = Config {
+            replicas: vec![(NodeUrl::new("r"), 1)],
+            consistency: Consistency::Causal,
+            ..Default::default()
+        };
+        let core = RoutingCore::new(&config, &NodeUrl::new("p"));
+        let target = Position::Lsn(16);
+        assert!(core.monitored);
+        assert_eq!(
+            core.causal_candidates(&target, None).count(),
+            0,
+            "not seen there yet"
+        );
+        assert!(!core.replica_replayed(0, &queries, Some("0/8".into()), &target));
+        assert!(core.replica_replayed(0, &queries, Some("0/10".into()), &target));
+        assert_eq!(
+            core.causal_candidates(&target, None).collect::<Vec<_>>(),
+            [(0, false)]
+        );
+        config.causal_wait = Some(Duration::from_millis(5));
+        let core = RoutingCore::new(&config, &NodeUrl::new("p"));
+        assert_eq!(
+            core.causal_candidates(&target, None).collect::<Vec<_>>(),
+            [(0, true)]
+        );
+        assert!(RoutingCore::wait_succeeded(Some(" 0".into())));
+        assert!(!RoutingCore::wait_succeeded(Some("-1".into())));
     }
 
     #[test]

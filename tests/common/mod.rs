@@ -7,8 +7,14 @@ pub mod proxy;
 pub mod suite;
 #[macro_use]
 pub mod causal;
+#[cfg(feature = "async")]
+#[macro_use]
+pub mod async_causal;
 #[macro_use]
 pub mod macros;
+#[cfg(feature = "async")]
+#[macro_use]
+pub mod async_macros;
 
 #[cfg(feature = "mysql")]
 pub mod mysql;

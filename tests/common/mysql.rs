@@ -171,8 +171,11 @@ pub fn set_lag(ms: u64) {
     );
     let mut c = direct(&admin);
     c.batch_execute("STOP SLAVE").unwrap();
-    c.batch_execute(&format!("CHANGE MASTER TO MASTER_DELAY = {}", ms.div_ceil(1000)))
-        .unwrap();
+    c.batch_execute(&format!(
+        "CHANGE MASTER TO MASTER_DELAY = {}",
+        ms.div_ceil(1000)
+    ))
+    .unwrap();
     c.batch_execute("START SLAVE").unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
 }

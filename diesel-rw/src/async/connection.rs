@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use diesel::associations::HasTable;
 use diesel::connection::{CacheSize, Instrumentation, TransactionManagerStatus};
@@ -15,15 +16,17 @@ use diesel_async::{
 
 use super::collect::Collect;
 use super::future::{BoxFuture, Routed};
+use super::monitor::Spawner;
 use super::node::{AsyncPoolable, Held, NodeSource};
 use super::pool::Cluster;
 use super::transaction::AsyncRwTransactionManager;
 use crate::backend::RwBackend;
 use crate::classify::{classify_query, classify_sql, StatementKind};
 use crate::config::Config;
+use crate::consistency::{Position, WriteToken};
 use crate::error::Error;
 use crate::health::InFlight;
-use crate::route::{Decision, Node, Reason, Role, Route, RouteState, RoutingCore};
+use crate::route::{Decision, Node, Reason, Role, Route, RouteState, RoutingCore, CAUSAL_POLL};
 
 /// A diesel-async [`AsyncConnection`] over a primary and its replicas that routes each
 /// statement, in the same order as the sync [`RwConnection`](crate::RwConnection):
@@ -91,7 +94,9 @@ pub(crate) enum Routing {
 /// A decision waiting for its connection.
 pub(crate) struct Pending {
     kind: StatementKind,
-    decision: Decision,
+    /// `None`: a read that must first read the primary's position after this connection's
+    /// writes (`Consistency::Causal`), and is decided after that.
+    decision: Option<Decision>,
     /// The replica the policy picked already, tried first.
     picked: Option<usize>,
 }
@@ -221,25 +226,59 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
     }
 
     /// Steps 1-4 of the routing order, then step 5 if the chosen node's connection is held
-    /// already: routing that needs no `.await`.
+    /// already: routing that needs no `.await`. Under `Consistency::Causal`, a read after writes
+    /// first reads the primary's position (an `.await`), as the sync connection does.
     pub(crate) fn route_now(
         &mut self,
         kind: StatementKind,
         sql: impl FnOnce() -> String,
     ) -> Result<Routing, Error> {
-        let decision = self.state.decide(kind, self.core().consistency, sql)?;
+        let consistency = self.core().consistency;
+        if kind.is_read()
+            && self
+                .state
+                .capture_due(consistency, <C::Backend as RwBackend>::POSITIONS)
+                .is_some()
+        {
+            return Ok(Routing::Wait(Pending {
+                kind,
+                decision: None,
+                picked: None,
+            }));
+        }
+        let decision = self.state.decide(kind, consistency, sql)?;
         let (route, picked) = match decision {
             Decision::Node(node, reason) => {
                 (self.holds(node).then_some(Route { node, reason }), None)
             }
-            Decision::AnyReplica(reason) => match self.core().pick_replica() {
-                Some(i) if self.holds(Node::Replica(i)) => {
-                    self.core().replica_ok(i);
-                    let node = Node::Replica(i);
-                    (Some(Route { node, reason }), None)
+            Decision::AnyReplica(reason) => {
+                // Under `Causal` after a write: first a replica the lag monitor saw at the
+                // write's position (the first of `RoutingCore::causal_candidates`).
+                let target = self.state.causal_target(consistency);
+                let first = match &target {
+                    Some(target) => self.core().pick_caught_up(target),
+                    None => self.core().pick_replica(),
+                };
+                match first {
+                    Some(i) if self.holds(Node::Replica(i)) => {
+                        self.core().replica_ok(i);
+                        let node = Node::Replica(i);
+                        (Some(Route { node, reason }), None)
+                    }
+                    // Causal, no replica known to have replayed the write and none to ask:
+                    // the primary, at once if its connection is held.
+                    None if target.is_some()
+                        && !self.core().causal_asks_replicas()
+                        && self.holds(Node::Primary) =>
+                    {
+                        self.core().causal_primary_read();
+                        let node = Node::Primary;
+                        let reason = Reason::Sticky;
+                        (Some(Route { node, reason }), None)
+                    }
+                    picked => (None, picked),
                 }
-                picked => (None, picked),
-            },
+            }
         };
         Ok(match route {
             Some(route) => {
@@ -248,16 +287,31 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
             }
             None => Routing::Wait(Pending {
                 kind,
-                decision,
+                decision: Some(decision),
                 picked,
             }),
         })
     }
 
-    /// Finishes routing a statement whose node's connection must be checked out.
+    /// Finishes routing a statement whose node's connection must be checked out (or whose
+    /// decision waits for the primary's position).
     pub(crate) async fn route_wait(&mut self, pending: Pending) -> Result<Node, Error> {
-        let route = self.resolve(pending.decision, pending.picked).await?;
-        self.routed(pending.kind, route);
+        let Pending {
+            kind,
+            decision,
+            picked,
+        } = pending;
+        let decision = match decision {
+            Some(decision) => decision,
+            None => {
+                self.capture_position().await;
+                // A read: `decide` renders no SQL (only a rejected write needs it).
+                self.state
+                    .decide(kind, self.core().consistency, String::new)?
+            }
+        };
+        let route = self.resolve(decision, picked).await?;
+        self.routed(kind, route);
         Ok(route.node)
     }
 
@@ -304,6 +358,9 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
                 Ok(Route { node, reason })
             }
             Decision::AnyReplica(reason) => {
+                if let Some(target) = self.state.causal_target(self.core().consistency) {
+                    return self.resolve_causal(&target, reason, picked).await;
+                }
                 let mut next = picked;
                 for _ in 0..self.cluster.replicas.len() {
                     let Some(i) = next.take().or_else(|| self.core().pick_replica()) else {
@@ -327,6 +384,139 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
                     reason: Reason::Fallback,
                 })
             }
+        }
+    }
+
+    /// Reads the primary's position after writes committed (once per burst of writes, just
+    /// before the next read), for `Consistency::Causal` and [`Self::write_token`]. The async
+    /// twin of the sync connection's; the decisions are `RouteState`'s.
+    async fn capture_position(&mut self) {
+        let positions = <C::Backend as RwBackend>::POSITIONS;
+        let Some(queries) = self.state.capture_due(self.core().consistency, positions) else {
+            return;
+        };
+        let answer = match self.primary.as_deref_mut() {
+            Some(conn) => C::query_text(conn, queries.after_write)
+                .await
+                .ok()
+                .flatten(),
+            None => None,
+        };
+        self.state.position_captured(&queries, answer);
+    }
+
+    /// Step 5 under `Consistency::Causal`: a replica that has replayed `target` (known from the
+    /// lag monitor; else checked on the replica, waiting up to `causal_wait` if set), else the
+    /// primary; in the order of `RoutingCore::causal_candidates`, `picked` first.
+    async fn resolve_causal(
+        &mut self,
+        target: &Position,
+        reason: Reason,
+        picked: Option<usize>,
+    ) -> Result<Route, Error> {
+        let cluster = self.cluster.clone();
+        let core = &cluster.core;
+        for (i, ask) in core.causal_candidates(target, picked) {
+            match self.ensure(Node::Replica(i)).await {
+                Ok(()) => {
+                    if !ask || self.replica_has_reached(i, target, core.causal_wait).await {
+                        core.replica_ok(i);
+                        return Ok(Route {
+                            node: Node::Replica(i),
+                            reason,
+                        });
+                    }
+                }
+                Err(e) => core.replica_failed(i, &e),
+            }
+        }
+        core.causal_primary_read();
+        self.ensure(Node::Primary).await?;
+        Ok(Route {
+            node: Node::Primary,
+            reason: Reason::Sticky,
+        })
+    }
+
+    /// Asks replica `i` (held) whether it has replayed `target`, waiting up to `wait`: on
+    /// MariaDB with `MASTER_GTID_WAIT`, on PostgreSQL by polling (a tokio sleep between polls).
+    async fn replica_has_reached(
+        &mut self,
+        i: usize,
+        target: &Position,
+        wait: Option<Duration>,
+    ) -> bool {
+        let Some(queries) = <C::Backend as RwBackend>::POSITIONS else {
+            return false;
+        };
+        let cluster = self.cluster.clone();
+        let core = &cluster.core;
+        let conn = self.node_conn(Node::Replica(i));
+        let answer = C::query_text(conn, queries.replayed).await.ok().flatten();
+        if core.replica_replayed(i, &queries, answer, target) {
+            return true;
+        }
+        let Some(wait) = wait else {
+            return false;
+        };
+        core.causal_waiting();
+        if let Some(wait_sql) = queries.wait {
+            let answer = C::query_text(conn, &wait_sql(target, wait))
+                .await
+                .ok()
+                .flatten();
+            return RoutingCore::wait_succeeded(answer);
+        }
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            tokio::time::sleep(CAUSAL_POLL).await;
+            let answer = C::query_text(conn, queries.replayed).await.ok().flatten();
+            if core.replica_replayed(i, &queries, answer, target) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// A token for this connection's writes so far: hand it to
+    /// [`AsyncRwPool::get_after`](crate::AsyncRwPool::get_after) elsewhere (another request, a
+    /// job; with the `serde` feature it serializes) to read them back. `None` if the connection
+    /// has not written, or the backend has no replication positions, or the pool's consistency
+    /// is not [`Causal`](crate::Consistency::Causal). Reads the primary's position if a write
+    /// since the last read has not been followed by one.
+    pub async fn write_token(&mut self) -> Option<WriteToken> {
+        self.capture_position().await;
+        self.state.sticky.token().cloned()
+    }
+
+    /// Starts from another connection's write: reads go to replicas that have replayed it.
+    pub(crate) fn adopt(&mut self, token: WriteToken) {
+        self.state.sticky.adopt(token);
+    }
+
+    /// Runs a read through `execute` (outside a transaction): routed, and if it fails on a
+    /// replica with a connection error, run once more on another node, as on the sync
+    /// connection. `first` and `again` are the same statement, collected once per attempt.
+    async fn execute_read(
+        &mut self,
+        kind: StatementKind,
+        first: <C::Backend as Collect>::Owned,
+        again: <C::Backend as Collect>::Owned,
+    ) -> QueryResult<usize> {
+        let node = self.route(kind, String::new).await?;
+        match AsyncConnectionCore::execute_returning_count(self.node_conn(node), first).await {
+            Err(e) if self.connection_failed(node, kind, &e) => {
+                self.cluster.core.counters.read_retry();
+                self.cluster.core.metrics.read_retry();
+                let node = self.route(kind, String::new).await?;
+                let result =
+                    AsyncConnectionCore::execute_returning_count(self.node_conn(node), again).await;
+                if let Err(e) = &result {
+                    self.connection_failed(node, kind, e);
+                }
+                result
+            }
+            result => result,
         }
     }
 
@@ -454,6 +644,7 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
     ) -> Routed<'conn, C, F>
     where
         Q: QueryFragment<C::Backend> + QueryId,
+        F: std::future::Future,
     {
         let kind = classify_query::<C::Backend, Q>(&query);
         match self.route_now(kind, || render::<C::Backend, Q>(&query)) {
@@ -520,7 +711,11 @@ impl<C: AsyncPoolable> SimpleAsyncConnection for AsyncRwConnection<C> {
                 self.cluster.core.counters.read_retry();
                 self.cluster.core.metrics.read_retry();
                 let node = self.route(kind, || query.to_owned()).await?;
-                self.node_conn(node).batch_execute(query).await
+                let result = self.node_conn(node).batch_execute(query).await;
+                if let Err(e) = &result {
+                    self.connection_failed(node, kind, e);
+                }
+                result
             }
             result => result,
         }
@@ -554,6 +749,16 @@ impl<C: AsyncPoolable> AsyncConnectionCore for AsyncRwConnection<C> {
     where
         T: QueryFragment<Self::Backend> + QueryId + 'query,
     {
+        // A read outside a transaction may be run again if its replica's connection fails
+        // (as on the sync connection): collected up front, once per attempt. A statement that
+        // cannot be collected without a connection (a PostgreSQL custom type) is not retried.
+        let kind = classify_query::<C::Backend, T>(&source);
+        if kind.is_read() && self.state.transaction.is_none() {
+            let collect = <C::Backend as Collect>::collect::<T>;
+            if let (Ok(first), Ok(again)) = (collect(&source), collect(&source)) {
+                return Routed::boxed(Box::pin(self.execute_read(kind, first, again)));
+            }
+        }
         self.dispatch(
             source,
             |conn, query| AsyncConnectionCore::execute_returning_count(conn, query),
@@ -586,6 +791,8 @@ impl<C: AsyncPoolable> AsyncConnection for AsyncRwConnection<C> {
                 .iter()
                 .map(|(url, _)| NodeSource::direct(url, Role::Replica, config.replica_timeout))
                 .collect(),
+            // A connection made from a spec has no lag monitor (as on the sync connection).
+            monitor: Spawner::new(None),
         };
         let mut conn = AsyncRwConnection::new(Arc::new(cluster));
         // Connect to the primary now, as `establish` promises a working connection.

@@ -26,13 +26,15 @@ type Start<'conn, C, F> = Box<dyn FnOnce(&'conn mut C) -> F + Send>;
 /// statement's lifetimes, so it cannot be boxed behind one; this type carries both.
 ///
 /// A statement that fails because its connection failed retires the node's connections and
-/// ejects a replica, as on the sync connection; it is not run again (it was consumed).
+/// ejects a replica, as on the sync connection. A `load` is not run again (it was consumed); a
+/// read through `execute` outside a transaction is, once, on another node (it runs as one boxed
+/// future that holds the statement collected twice).
 #[must_use = "futures do nothing unless polled"]
-pub struct Routed<'conn, C: AsyncPoolable, F> {
+pub struct Routed<'conn, C: AsyncPoolable, F: Future> {
     state: State<'conn, C, F>,
 }
 
-enum State<'conn, C: AsyncPoolable, F> {
+enum State<'conn, C: AsyncPoolable, F: Future> {
     /// Waiting for the routed node's connection, then starting the statement on it.
     Routing {
         cluster: Arc<Cluster<C>>,
@@ -47,19 +49,22 @@ enum State<'conn, C: AsyncPoolable, F> {
     },
     /// Routing failed before anything was sent.
     Failed(Option<diesel::result::Error>),
+    /// Routing and running, with a retry, in one future.
+    Boxed(BoxFuture<'conn, F::Output>),
 }
 
-impl<C: AsyncPoolable, F> fmt::Debug for Routed<'_, C, F> {
+impl<C: AsyncPoolable, F: Future> fmt::Debug for Routed<'_, C, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.state {
             State::Routing { .. } => f.write_str("Routed(routing)"),
             State::Running { node, .. } => write!(f, "Routed(running on {node})"),
             State::Failed(_) => f.write_str("Routed(failed)"),
+            State::Boxed(_) => f.write_str("Routed(retryable read)"),
         }
     }
 }
 
-impl<'conn, C: AsyncPoolable, F> Routed<'conn, C, F> {
+impl<'conn, C: AsyncPoolable, F: Future> Routed<'conn, C, F> {
     /// The statement runs on `node`'s held connection already.
     pub(crate) fn running(cluster: Arc<Cluster<C>>, node: Node, future: F) -> Self {
         Routed {
@@ -83,6 +88,13 @@ impl<'conn, C: AsyncPoolable, F> Routed<'conn, C, F> {
                 route,
                 start: Some(start),
             },
+        }
+    }
+
+    /// Routes and runs in `future`, which handles its errors itself.
+    pub(crate) fn boxed(future: BoxFuture<'conn, F::Output>) -> Self {
+        Routed {
+            state: State::Boxed(future),
         }
     }
 
@@ -139,6 +151,7 @@ where
                 State::Failed(error) => {
                     return Poll::Ready(Err(error.take().expect("Routed polled after completion")))
                 }
+                State::Boxed(future) => return future.as_mut().poll(cx),
             }
         }
     }

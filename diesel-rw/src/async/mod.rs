@@ -4,10 +4,13 @@
 //!
 //! It shares everything but the waiting with the sync stack: the builder
 //! ([`RwPoolBuilder`](crate::RwPoolBuilder)), the routing order and its reasons
-//! ([`route`](crate::route)), the SQL classifier, the replica policies, stickiness, replica
-//! ejection and the counters. Backends: `AsyncPgConnection` (`postgres`),
-//! `AsyncMysqlConnection` (`mysql`) and `SyncConnectionWrapper<SqliteConnection>` (`sqlite`; on
-//! tokio's multi-threaded runtime, as diesel-async's wrapper needs).
+//! ([`route`](crate::route)), the SQL classifier, the replica policies, stickiness, read-your-
+//! writes by replication position ([`Consistency::Causal`](crate::Consistency::Causal),
+//! [`AsyncRwConnection::write_token`], [`AsyncRwPool::get_after`]), the lag monitor's decisions
+//! (run by a tokio task here), replica ejection, read retry and the counters. Backends:
+//! `AsyncPgConnection` (`postgres`), `AsyncMysqlConnection` (`mysql`) and
+//! `SyncConnectionWrapper<SqliteConnection>` (`sqlite`; on tokio's multi-threaded runtime, as
+//! diesel-async's wrapper needs).
 //!
 //! ```
 //! # #[cfg(feature = "sqlite")]
@@ -57,6 +60,7 @@
 mod collect;
 mod connection;
 mod future;
+mod monitor;
 mod node;
 mod pool;
 mod router;

@@ -3,11 +3,14 @@
 
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diesel::query_builder::{QueryFragment, SqlQuery};
-use diesel::result::ConnectionError;
+use diesel::result::{ConnectionError, QueryResult};
+use diesel::sql_types::{Nullable, Text};
+use diesel::QueryableByName;
 use diesel_async::methods::LoadQuery;
 use diesel_async::pooled_connection::deadpool::{Hook, HookError, Object, Pool};
 use diesel_async::pooled_connection::{
@@ -58,7 +61,11 @@ pub trait Poolable:
     fn checkout(
         pool: &Self::Pool,
         timeout: Duration,
-    ) -> impl Future<Output = Result<Self::Object, String>> + Send + '_;
+    ) -> impl Future<Output = Result<Self::Object, CheckoutFailed>> + Send + '_;
+
+    /// Makes a connection within `limit` and leaves it idle in the pool.
+    #[doc(hidden)]
+    fn warm(pool: &Self::Pool, limit: Duration) -> impl Future<Output = ()> + Send + 'static;
 
     /// The pool's size and idle connections.
     #[doc(hidden)]
@@ -67,6 +74,31 @@ pub trait Poolable:
     /// Takes a checked-out connection out of its pool for good (it is closed, not reused).
     #[doc(hidden)]
     fn discard(conn: Self::Object);
+
+    /// Runs `sql`, a query returning one nullable text value named `value`: the async twin of
+    /// [`RwBackend::query_text`], for the replication-position queries.
+    #[doc(hidden)]
+    fn query_text<'a>(
+        conn: &'a mut Self,
+        sql: &str,
+    ) -> impl Future<Output = QueryResult<Option<String>>> + Send + 'a;
+}
+
+/// Why a checkout failed.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct CheckoutFailed {
+    message: String,
+    /// Making a new connection took longer than the timeout (it was abandoned).
+    slow_connect: bool,
+}
+
+/// The row of [`Poolable::query_text`].
+#[doc(hidden)]
+#[derive(QueryableByName)]
+pub struct TextRow {
+    #[diesel(sql_type = Nullable<Text>)]
+    value: Option<String>,
 }
 
 impl<C> Poolable for C
@@ -75,6 +107,7 @@ where
     for<'a> diesel::dsl::select<diesel::dsl::AsExprOf<i32, diesel::sql_types::Integer>>:
         LoadQuery<'a, C, i32>,
     SqlQuery: QueryFragment<C::Backend>,
+    for<'a> SqlQuery: LoadQuery<'a, C, TextRow>,
 {
     type Pool = Pool<C>;
     type Object = Object<C>;
@@ -130,17 +163,48 @@ where
     fn checkout(
         pool: &Pool<C>,
         timeout: Duration,
-    ) -> impl Future<Output = Result<Object<C>, String>> + Send + '_ {
+    ) -> impl Future<Output = Result<Object<C>, CheckoutFailed>> + Send + '_ {
         let timeouts = deadpool::managed::Timeouts {
             wait: Some(timeout),
             create: Some(timeout),
             recycle: Some(timeout),
         };
-        async move { pool.timeout_get(&timeouts).await.map_err(|e| e.to_string()) }
+        async move {
+            pool.timeout_get(&timeouts)
+                .await
+                .map_err(|e| CheckoutFailed {
+                    slow_connect: matches!(
+                        e,
+                        deadpool::managed::PoolError::Timeout(
+                            deadpool::managed::TimeoutType::Create
+                        )
+                    ),
+                    message: e.to_string(),
+                })
+        }
+    }
+
+    fn warm(pool: &Pool<C>, limit: Duration) -> impl Future<Output = ()> + Send + 'static {
+        let pool = pool.clone();
+        let timeouts = deadpool::managed::Timeouts {
+            wait: Some(limit),
+            create: Some(limit),
+            recycle: Some(limit),
+        };
+        // Dropping the connection gives it back to the pool, idle.
+        async move { drop(pool.timeout_get(&timeouts).await) }
     }
 
     fn discard(conn: Object<C>) {
         drop(Object::take(conn));
+    }
+
+    fn query_text<'a>(
+        conn: &'a mut C,
+        sql: &str,
+    ) -> impl Future<Output = QueryResult<Option<String>>> + Send + 'a {
+        let row = diesel_async::RunQueryDsl::get_result::<TextRow>(diesel::sql_query(sql), conn);
+        async move { row.await.map(|r| r.value) }
     }
 
     fn pool_status(pool: &Pool<C>) -> NodePoolStatus {
@@ -216,7 +280,7 @@ impl Stale {
 
 /// Connects and makes the session read-only, so that a write that reached a replica by mistake
 /// fails there. Runs once per physical replica connection.
-async fn establish_read_only<C>(url: &str) -> diesel::ConnectionResult<C>
+pub(crate) async fn establish_read_only<C>(url: &str) -> diesel::ConnectionResult<C>
 where
     C: AsyncConnection + SimpleAsyncConnection,
     C::Backend: RwBackend,
@@ -281,7 +345,13 @@ pub(crate) struct NodeSource<C: AsyncPoolable> {
     role: Role,
     timeout: Duration,
     pool: Option<C::Pool>,
+    /// A connection is being made in the background (see [`Self::warm`]).
+    warming: Arc<AtomicBool>,
 }
+
+/// How long a connection made in the background may take (at least the node's timeout): one
+/// abandoned by a checkout's timeout, or the lag monitor's own.
+const BACKGROUND_CONNECT_LIMIT: Duration = Duration::from_secs(5);
 
 impl<C: AsyncPoolable> NodeSource<C> {
     /// A node backed by a deadpool pool, which opens connections when they are first needed, so
@@ -299,6 +369,7 @@ impl<C: AsyncPoolable> NodeSource<C> {
             role,
             timeout: limits.timeout,
             pool: Some(C::build_pool(url, role, limits, Stale::new(health, node))?),
+            warming: Arc::default(),
         })
     }
 
@@ -309,6 +380,7 @@ impl<C: AsyncPoolable> NodeSource<C> {
             role,
             timeout,
             pool: None,
+            warming: Arc::default(),
         }
     }
 
@@ -320,6 +392,40 @@ impl<C: AsyncPoolable> NodeSource<C> {
     /// The node's redacted URL.
     pub(crate) fn name(&self) -> &str {
         self.url.redacted()
+    }
+
+    /// The node's URL, for the lag monitor's own connections.
+    pub(crate) fn url(&self) -> &NodeUrl {
+        &self.url
+    }
+
+    /// How long a checkout from this node may take.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// How long a connection to this node made in the background may take: the node's timeout,
+    /// or [`BACKGROUND_CONNECT_LIMIT`] if longer.
+    pub(crate) fn connect_limit(&self) -> Duration {
+        BACKGROUND_CONNECT_LIMIT.max(self.timeout)
+    }
+
+    /// A checkout gave up on a connection that took longer than the node's timeout to make
+    /// (deadpool abandons it): make one in the background, within [`Self::connect_limit`], and
+    /// leave it idle in the pool for the next checkout, as r2d2 does on the sync stack.
+    /// Otherwise a node that takes longer to connect than its timeout (a slow handshake on a
+    /// loaded host, a server that just restarted) could never be used again. One at a time per
+    /// node.
+    fn warm(&self, pool: &C::Pool) {
+        if self.warming.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let warming = self.warming.clone();
+        let make = C::warm(pool, self.connect_limit());
+        tokio::spawn(async move {
+            make.await;
+            warming.store(false, Ordering::Release);
+        });
     }
 
     /// The pool's status; `None` for a node connected on demand.
@@ -338,10 +444,15 @@ impl<C: AsyncPoolable> NodeSource<C> {
             )),
         };
         match &self.pool {
-            Some(pool) => C::checkout(pool, self.timeout)
-                .await
-                .map(Held::Pooled)
-                .map_err(failed),
+            Some(pool) => match C::checkout(pool, self.timeout).await {
+                Ok(conn) => Ok(Held::Pooled(conn)),
+                Err(e) => {
+                    if e.slow_connect {
+                        self.warm(pool);
+                    }
+                    Err(failed(e.message))
+                }
+            },
             None => {
                 let connect = async {
                     match self.role {

@@ -4,8 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::connection::AsyncRwConnection;
+use super::monitor::Spawner;
 use super::node::{AsyncPoolable, NodePoolStatus, NodeSource};
 use crate::config::{Config, RwPoolBuilder};
+use crate::consistency::WriteToken;
 use crate::error::Error;
 use crate::route::{Node, RoutingCore};
 use crate::stats::Stats;
@@ -46,6 +48,8 @@ pub(crate) struct Cluster<C: AsyncPoolable> {
     pub(crate) core: RoutingCore,
     pub(crate) primary: NodeSource<C>,
     pub(crate) replicas: Vec<NodeSource<C>>,
+    /// Starts the lag monitor task (when the pool has one) once a tokio runtime is at hand.
+    pub(crate) monitor: Spawner,
 }
 
 /// The connections of an [`AsyncRwPool`]: each node's pool status.
@@ -109,12 +113,12 @@ impl<C: AsyncPoolable> AsyncRwPool<C> {
     /// Connections to the nodes are checked out when the first statement needs them, so this
     /// never waits for a server.
     pub async fn get(&self) -> Result<AsyncRwConnection<C>, Error> {
-        Ok(AsyncRwConnection::new(self.cluster.clone()))
+        Ok(self.connection())
     }
 
     /// A connection pinned to the primary: every statement, read or write, goes there.
     pub async fn primary(&self) -> Result<AsyncRwConnection<C>, Error> {
-        let mut conn = AsyncRwConnection::new(self.cluster.clone());
+        let mut conn = self.connection();
         conn.state.force_primary = true;
         Ok(conn)
     }
@@ -123,9 +127,26 @@ impl<C: AsyncPoolable> AsyncRwPool<C> {
     /// [`Fallback`](crate::Fallback), when none is available) and writes are rejected with
     /// [`Error::WriteOnReadRoute`] before they are sent.
     pub async fn replica(&self) -> Result<AsyncRwConnection<C>, Error> {
-        let mut conn = AsyncRwConnection::new(self.cluster.clone());
+        let mut conn = self.connection();
         conn.state.read_only = true;
         Ok(conn)
+    }
+
+    /// A connection that reads `token`'s write back (a token from
+    /// [`AsyncRwConnection::write_token`], maybe of another request or job): under
+    /// [`Consistency::Causal`](crate::Consistency::Causal) its reads go to a replica only once
+    /// the replica has replayed the write (else to the primary); under the other modes it
+    /// starts sticky, as if it had written.
+    pub async fn get_after(&self, token: &WriteToken) -> Result<AsyncRwConnection<C>, Error> {
+        let mut conn = self.connection();
+        conn.adopt(token.clone());
+        Ok(conn)
+    }
+
+    /// A new routing connection; starts the lag monitor first if it waited for a runtime.
+    fn connection(&self) -> AsyncRwConnection<C> {
+        self.cluster.monitor.spawn_if_due(&self.cluster);
+        AsyncRwConnection::new(self.cluster.clone())
     }
 
     /// A snapshot of what was routed where since the pool was built.
@@ -159,10 +180,13 @@ impl<C: AsyncPoolable> RwPoolBuilder<AsyncRwPool<C>> {
     ///
     /// deadpool keeps no idle connections ahead of need, so `min_idle` is not used;
     /// `idle_timeout` counts from a connection's last checkout and `max_lifetime` from its
-    /// creation, both checked when it would next be handed out. The async pool has no lag
-    /// monitor yet (`health_interval`, `max_replica_lag` are not used), and
-    /// [`Consistency::Causal`](crate::Consistency::Causal) keeps reads after a write on the
-    /// primary, as `UnitOfWork` does: it does not read replication positions yet.
+    /// creation, both checked when it would next be handed out.
+    ///
+    /// The lag monitor (`health_interval`; on by default with
+    /// [`Consistency::Causal`](crate::Consistency::Causal) or `max_replica_lag`) is a tokio task
+    /// with its own connections, stopped when the pool is dropped. It needs a tokio runtime:
+    /// built inside one, the pool spawns it at once; built outside, it is spawned on that
+    /// runtime when the pool first hands out a connection (a warning says so).
     pub fn build(self) -> Result<AsyncRwPool<C>, Error> {
         let config = self.config;
         let primary = config
@@ -170,7 +194,10 @@ impl<C: AsyncPoolable> RwPoolBuilder<AsyncRwPool<C>> {
             .clone();
         let core = RoutingCore::new(&config, &primary);
         let health = core.health.clone();
-        let cluster = Cluster {
+        let monitor = config
+            .monitor_interval()
+            .filter(|_| !config.replicas.is_empty());
+        let cluster = Arc::new(Cluster {
             core,
             primary: NodeSource::pooled(&primary, Node::Primary, &config, &health)?,
             replicas: config
@@ -179,9 +206,16 @@ impl<C: AsyncPoolable> RwPoolBuilder<AsyncRwPool<C>> {
                 .enumerate()
                 .map(|(i, (url, _))| NodeSource::pooled(url, Node::Replica(i), &config, &health))
                 .collect::<Result<_, _>>()?,
-        };
-        Ok(AsyncRwPool {
-            cluster: Arc::new(cluster),
-        })
+            monitor: Spawner::new(monitor),
+        });
+        cluster.monitor.spawn_if_due(&cluster);
+        if cluster.monitor.is_due() {
+            tracing::warn!(
+                target: "diesel_rw",
+                "no tokio runtime while building the AsyncRwPool: its lag monitor starts when \
+                 the pool first hands out a connection"
+            );
+        }
+        Ok(AsyncRwPool { cluster })
     }
 }

@@ -21,10 +21,10 @@ use super::transaction::RwTransactionManager;
 use crate::backend::RwBackend;
 use crate::classify::{classify_query, classify_sql, StatementKind};
 use crate::config::Config;
+use crate::consistency::{Position, WriteToken};
 use crate::error::Error;
 use crate::health::InFlight;
-use crate::consistency::{Consistency, Position, WriteToken};
-use crate::route::{Decision, Node, Reason, Role, Route, RouteState, RoutingCore};
+use crate::route::{Decision, Node, Reason, Role, Route, RouteState, RoutingCore, CAUSAL_POLL};
 
 /// A diesel [`Connection`] over a primary and its replicas that routes each statement.
 ///
@@ -225,7 +225,7 @@ where
                 Ok(Route { node, reason })
             }
             Decision::AnyReplica(reason) => {
-                if let Some(target) = self.causal_target() {
+                if let Some(target) = self.state.causal_target(self.core().consistency) {
                     return self.resolve_causal(&target, reason);
                 }
                 for _ in 0..self.cluster.replicas.len() {
@@ -372,73 +372,41 @@ where
         kind.is_read() && self.state.transaction.is_none()
     }
 
-    /// Under `Consistency::Causal`, the position a replica must have replayed to serve a read.
-    fn causal_target(&self) -> Option<Position> {
-        if self.core().consistency != Consistency::Causal {
-            return None;
-        }
-        self.state.sticky.token().map(|t| t.position().clone())
-    }
-
     /// Reads the primary's position after writes committed (once per burst of writes, just
     /// before the next read), for `Consistency::Causal` and [`Self::write_token`].
     fn capture_position(&mut self) {
-        if !self.state.sticky.pending() || self.state.transaction.is_some() {
-            return;
-        }
-        let Some(queries) = <C::Backend as RwBackend>::POSITIONS else {
-            self.state.sticky.record_position(None);
+        let positions = <C::Backend as RwBackend>::POSITIONS;
+        let Some(queries) = self.state.capture_due(self.core().consistency, positions) else {
             return;
         };
-        if self.core().consistency != Consistency::Causal {
-            return;
-        }
-        let position = match self.primary.as_deref_mut() {
-            Some(conn) => <C::Backend as RwBackend>::query_text(conn, queries.after_write)
+        let answer = self.primary.as_deref_mut().and_then(|conn| {
+            <C::Backend as RwBackend>::query_text(conn, queries.after_write)
                 .ok()
                 .flatten()
-                .and_then(|text| (queries.parse)(&text))
-                .filter(|p| *p != Position::Gtid(Vec::new())),
-            None => None,
-        };
-        if position.is_none() {
-            tracing::debug!(target: "diesel_rw", "position after write unknown: reads stay on the primary");
-        }
-        self.state.sticky.record_position(position);
+        });
+        self.state.position_captured(&queries, answer);
     }
 
     /// Step 5 under `Consistency::Causal`: a replica that has replayed `target` (known from the
     /// lag monitor; else checked on the replica, waiting up to `causal_wait` if set), else the
-    /// primary.
+    /// primary. The order is [`RoutingCore::causal_candidates`].
     fn resolve_causal(&mut self, target: &Position, reason: Reason) -> Result<Route, Error> {
-        if let Some(i) = self.core().pick_caught_up(target) {
+        let cluster = self.cluster.clone();
+        let core = &cluster.core;
+        for (i, ask) in core.causal_candidates(target, None) {
             match self.ensure(Node::Replica(i)) {
-                Ok(()) => {
+                Ok(()) if !ask || self.replica_has_reached(i, target, core.causal_wait) => {
+                    core.replica_ok(i);
                     return Ok(Route {
                         node: Node::Replica(i),
                         reason,
-                    })
+                    });
                 }
-                Err(e) => self.cluster.core.replica_failed(i, &e),
+                Ok(()) => {}
+                Err(e) => core.replica_failed(i, &e),
             }
         }
-        let wait = self.core().causal_wait;
-        if !self.core().monitored || wait.is_some() {
-            if let Some(i) = self.core().pick_replica() {
-                match self.ensure(Node::Replica(i)) {
-                    Ok(()) => {
-                        if self.replica_has_reached(i, target, wait) {
-                            return Ok(Route {
-                                node: Node::Replica(i),
-                                reason,
-                            });
-                        }
-                    }
-                    Err(e) => self.cluster.core.replica_failed(i, &e),
-                }
-            }
-        }
-        self.cluster.core.counters.causal_primary_read();
+        core.causal_primary_read();
         self.ensure(Node::Primary)?;
         Ok(Route {
             node: Node::Primary,
@@ -451,15 +419,14 @@ where
         let Some(queries) = <C::Backend as RwBackend>::POSITIONS else {
             return false;
         };
-        let health = self.cluster.core.health.clone();
+        let cluster = self.cluster.clone();
+        let core = &cluster.core;
         let conn = self.node_conn(Node::Replica(i));
         let check = |conn: &mut C| {
-            <C::Backend as RwBackend>::query_text(conn, queries.replayed)
+            let answer = <C::Backend as RwBackend>::query_text(conn, queries.replayed)
                 .ok()
-                .flatten()
-                .and_then(|text| (queries.parse)(&text))
-                .inspect(|p| health.note_replayed(i, p.clone()))
-                .is_some_and(|p| p.has_reached(target))
+                .flatten();
+            core.replica_replayed(i, &queries, answer, target)
         };
         if check(conn) {
             return true;
@@ -467,18 +434,16 @@ where
         let Some(wait) = wait else {
             return false;
         };
-        self.cluster.core.counters.causal_wait();
-        self.cluster.core.metrics.causal_wait();
-        let conn = self.node_conn(Node::Replica(i));
+        core.causal_waiting();
         if let Some(wait_sql) = queries.wait {
-            return <C::Backend as RwBackend>::query_text(conn, &wait_sql(target, wait))
+            let answer = <C::Backend as RwBackend>::query_text(conn, &wait_sql(target, wait))
                 .ok()
-                .flatten()
-                .is_some_and(|r| r.trim() == "0");
+                .flatten();
+            return RoutingCore::wait_succeeded(answer);
         }
         let deadline = Instant::now() + wait;
         while Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::sleep(CAUSAL_POLL);
             if check(conn) {
                 return true;
             }

@@ -2,11 +2,11 @@
 //! replica's replayed position every `health_interval`, so that routing decisions read cached
 //! positions and cost no round trip. It also probes ejected replicas once their cooldown has
 //! passed and re-admits them when the probe succeeds, and ejects a replica after
-//! `eject_after` failed probes in a row. It stops when its pool is dropped.
+//! `eject_after` failed probes in a row. It stops when its pool is dropped. What it decides is
+//! shared with the async monitor task ([`LagMonitor`]); this thread runs the queries and waits.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel::connection::LoadConnection;
 use diesel::r2d2::R2D2Connection;
@@ -15,11 +15,9 @@ use super::pool::Cluster;
 use crate::backend::{PositionQueries, RwBackend};
 use crate::consistency::Position;
 use crate::error::Error;
+use crate::health::LagMonitor;
 use crate::route::RoutingCore;
 use crate::url::NodeUrl;
-
-/// Samples kept to turn a position gap into a time lag.
-const HISTORY: usize = 4096;
 
 /// Starts the monitor thread of `cluster`.
 pub(crate) fn spawn<C>(cluster: &Arc<Cluster<C>>, interval: Duration)
@@ -33,7 +31,7 @@ where
         replica_urls: cluster.replicas.iter().map(|r| r.url().clone()).collect(),
         primary: None,
         replicas: cluster.replicas.iter().map(|_| None).collect(),
-        history: VecDeque::new(),
+        lag: LagMonitor::default(),
     };
     let spawned = std::thread::Builder::new()
         .name("diesel-rw-monitor".into())
@@ -54,8 +52,7 @@ struct Monitor<C> {
     replica_urls: Vec<NodeUrl>,
     primary: Option<C>,
     replicas: Vec<Option<C>>,
-    /// When the primary was at which position, oldest first.
-    history: VecDeque<(Instant, Position)>,
+    lag: LagMonitor,
 }
 
 impl<C> Monitor<C>
@@ -66,39 +63,14 @@ where
     fn tick(&mut self, core: &RoutingCore) {
         let queries = <C::Backend as RwBackend>::POSITIONS;
         let primary = queries.and_then(|q| self.primary_position(&q));
-        if let Some(p) = &primary {
-            if self.history.back().is_none_or(|(_, last)| last != p) {
-                self.history.push_back((Instant::now(), p.clone()));
-                if self.history.len() > HISTORY {
-                    self.history.pop_front();
-                }
-            }
-        }
+        self.lag.primary_sampled(primary);
         for i in 0..self.replicas.len() {
-            if core.health.is_ejected(i) {
+            if !LagMonitor::due(core, i) {
                 continue;
             }
-            match self.probe(i, queries.as_ref()) {
-                Ok(replayed) => {
-                    core.replica_ok(i);
-                    if let (Some(replayed), Some(primary)) = (replayed, &primary) {
-                        let distance = replayed.distance_to(primary);
-                        let lag = self.time_lag(&replayed);
-                        let lagging = core
-                            .max_replica_lag
-                            .is_some_and(|max| max.exceeded_by(distance, lag));
-                        core.health
-                            .record_sample(i, replayed, distance, lag, lagging);
-                        core.metrics.lag(i, lag);
-                    }
-                }
-                Err(e) => {
-                    self.replicas[i] = None;
-                    if core.health.count_failure(i) >= core.eject_after {
-                        core.health.retire_connections(i);
-                        core.replica_failed(i, &e);
-                    }
-                }
+            let probe = self.probe(i, queries.as_ref());
+            if !self.lag.replica_probed(core, i, probe) {
+                self.replicas[i] = None;
             }
         }
     }
@@ -140,13 +112,5 @@ where
                 .and_then(|t| (q.parse)(&t))),
             None => conn.ping().map(|()| None).map_err(Error::from),
         }
-    }
-
-    /// How long ago the primary was at the oldest position `replayed` lacks.
-    fn time_lag(&self, replayed: &Position) -> Duration {
-        self.history
-            .iter()
-            .find(|(_, p)| !replayed.has_reached(p))
-            .map_or(Duration::ZERO, |(at, _)| at.elapsed())
     }
 }

@@ -229,11 +229,12 @@ impl<C: R2D2Connection + 'static> NodeSource<C> {
                 Ok(Held::Pooled(conn))
             }
             SourceKind::Direct => {
-                let mut conn = C::establish(self.url.expose()).map_err(|source| Error::Connect {
-                    role: self.role,
-                    node: self.url.redacted().to_owned(),
-                    source,
-                })?;
+                let mut conn =
+                    C::establish(self.url.expose()).map_err(|source| Error::Connect {
+                        role: self.role,
+                        node: self.url.redacted().to_owned(),
+                        source,
+                    })?;
                 if self.role == Role::Replica {
                     conn.batch_execute(<C::Backend as RwBackend>::READ_ONLY_SESSION)?;
                 }

@@ -169,7 +169,12 @@ where
                 .iter()
                 .enumerate()
                 .map(|(i, (url, _))| {
-                    NodeSource::pooled(url, &config, &threads, NodeRef::new(&health, Node::Replica(i)))
+                    NodeSource::pooled(
+                        url,
+                        &config,
+                        &threads,
+                        NodeRef::new(&health, Node::Replica(i)),
+                    )
                 })
                 .collect(),
         });

@@ -1,0 +1,471 @@
+//! The async twin of `causal.rs`: read-your-writes by replication position, lag-aware selection
+//! and failover on the real replicated pairs, through `AsyncRwPool` / `AsyncRwConnection`:
+//! `async_causal_suite!(pg)` / `async_causal_suite!(mysql)`. The same seven tests, named
+//! `async_` + the sync name. Every test takes the bed lock (a std mutex, held across the test):
+//! they inject lag into, or stop, the shared replica.
+
+macro_rules! async_causal_suite {
+    ($backend:ident) => {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        use std::time::{Duration, Instant};
+
+        use diesel::connection::SimpleConnection;
+        use diesel::prelude::{ExpressionMethods, QueryDsl};
+        use diesel_async::RunQueryDsl;
+        use diesel_rw::{
+            AsyncRwConnection, AsyncRwPool, Consistency, Error, MaxLag, Node, Reason, Role,
+            WriteToken,
+        };
+
+        use common::$backend as backend;
+        use common::{items, Bed};
+
+        type Conn = backend::AsyncConn;
+
+        macro_rules! bed {
+            ($name:literal) => {
+                match backend::bed($name) {
+                    Some(bed) => bed,
+                    None => return,
+                }
+            };
+        }
+
+        /// Undoes injected lag when dropped, even when the test fails.
+        struct Lag;
+        impl Lag {
+            fn inject(ms: u64) -> Lag {
+                backend::set_lag(ms);
+                Lag
+            }
+        }
+        impl Drop for Lag {
+            fn drop(&mut self) {
+                backend::set_lag(0);
+            }
+        }
+
+        fn seed(bed: &Bed) {
+            backend::direct(&bed.primary)
+                .batch_execute(&format!(
+                    "INSERT INTO items (tag, node) VALUES ('{}', '0')",
+                    bed.tag
+                ))
+                .unwrap();
+            backend::replicate(bed);
+        }
+
+        async fn write(conn: &mut AsyncRwConnection<Conn>, tag: &str, value: u64) {
+            diesel::update(items::table.filter(items::tag.eq(tag)))
+                .set(items::node.eq(value.to_string()))
+                .execute(conn)
+                .await
+                .unwrap();
+        }
+
+        async fn read(conn: &mut AsyncRwConnection<Conn>, tag: &str) -> u64 {
+            items::table
+                .filter(items::tag.eq(tag))
+                .select(items::node)
+                .first::<String>(conn)
+                .await
+                .unwrap()
+                .parse()
+                .unwrap()
+        }
+
+        fn causal_pool(bed: &Bed) -> AsyncRwPool<Conn> {
+            AsyncRwPool::<Conn>::builder()
+                .primary(&bed.primary)
+                .replica(&bed.replica)
+                .consistency(Consistency::Causal)
+                .build()
+                .unwrap()
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn async_causal_reads_never_stale_under_lag() {
+            let _lock = common::bed_lock();
+            let bed = bed!("async_causal_reads_never_stale_under_lag");
+            seed(&bed);
+            let _lag = Lag::inject(1000);
+            let pool = causal_pool(&bed);
+            let (mut stale, mut on_replica) = (0, 0);
+            for i in 1..=1000 {
+                let mut conn = pool.get().await.unwrap();
+                write(&mut conn, &bed.tag, i).await;
+                if read(&mut conn, &bed.tag).await != i {
+                    stale += 1;
+                }
+                if conn.last_route().unwrap().node != Node::Primary {
+                    on_replica += 1;
+                }
+            }
+            let stats = pool.stats();
+            eprintln!(
+                "async causal under lag: 1000 cycles, {stale} stale, {on_replica} reads on the \
+                 replica, {} causal reads on the primary",
+                stats.causal_primary_reads
+            );
+            assert_eq!(stale, 0);
+            // A fresh connection without the token reads the lagging replica: the lag is real.
+            let mut fresh = pool.get().await.unwrap();
+            assert_ne!(read(&mut fresh, &bed.tag).await, 1000, "the replica lags");
+            assert_eq!(fresh.last_route().unwrap().node, Node::Replica(0));
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn async_window_policy_shows_stale_reads_when_lag_exceeds_window() {
+            let _lock = common::bed_lock();
+            let bed = bed!("async_window_policy_shows_stale_reads_when_lag_exceeds_window");
+            seed(&bed);
+            let _lag = Lag::inject(1000);
+            let pool = AsyncRwPool::<Conn>::builder()
+                .primary(&bed.primary)
+                .replica(&bed.replica)
+                .consistency(Consistency::Window(Duration::from_millis(20)))
+                .build()
+                .unwrap();
+            let mut stale = 0;
+            for i in 1..=50 {
+                let mut conn = pool.get().await.unwrap();
+                write(&mut conn, &bed.tag, i).await;
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                if read(&mut conn, &bed.tag).await != i {
+                    stale += 1;
+                }
+            }
+            eprintln!("async window 20 ms under 1 s lag: 50 cycles, {stale} stale");
+            assert!(
+                stale > 25,
+                "a window shorter than the lag reads stale data: {stale}/50"
+            );
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn async_causal_reads_use_replicas_when_caught_up() {
+            let _lock = common::bed_lock();
+            let bed = bed!("async_causal_reads_use_replicas_when_caught_up");
+            seed(&bed);
+            let pool = AsyncRwPool::<Conn>::builder()
+                .primary(&bed.primary)
+                .replica(&bed.replica)
+                .consistency(Consistency::Causal)
+                .causal_wait(Some(Duration::from_millis(500)))
+                .build()
+                .unwrap();
+            let (mut stale, mut on_replica) = (0, 0);
+            for i in 1..=200 {
+                let mut conn = pool.get().await.unwrap();
+                write(&mut conn, &bed.tag, i).await;
+                if read(&mut conn, &bed.tag).await != i {
+                    stale += 1;
+                }
+                if conn.last_route().unwrap().node == Node::Replica(0) {
+                    on_replica += 1;
+                }
+            }
+            let stats = pool.stats();
+            eprintln!(
+                "async causal without lag: 200 cycles, {on_replica} reads on the replica, {stale} \
+                 stale, {} causal waits",
+                stats.causal_waits
+            );
+            assert_eq!(stale, 0);
+            assert!(
+                on_replica >= 180,
+                "at least 90% on the replica: {on_replica}/200"
+            );
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn async_write_token_carries_read_your_writes_to_new_connection() {
+            let _lock = common::bed_lock();
+            let bed = bed!("async_write_token_carries_read_your_writes_to_new_connection");
+            seed(&bed);
+            let _lag = Lag::inject(1000);
+            let pool = causal_pool(&bed);
+            let token: WriteToken = {
+                let mut writer = pool.get().await.unwrap();
+                write(&mut writer, &bed.tag, 7).await;
+                writer.write_token().await.expect("a token after a write")
+            };
+            // The token survives a round trip through text (a cookie, a job payload).
+            let text = serde_json::to_string(&token).unwrap();
+            let token: WriteToken = serde_json::from_str(&text).unwrap();
+            let mut reader = pool.get_after(&token).await.unwrap();
+            assert_eq!(
+                read(&mut reader, &bed.tag).await,
+                7,
+                "read-your-writes across connections"
+            );
+            assert_eq!(reader.last_route().unwrap().node, Node::Primary);
+            let mut plain = pool.get().await.unwrap();
+            assert_ne!(
+                read(&mut plain, &bed.tag).await,
+                7,
+                "without the token: the lagging replica"
+            );
+            drop(_lag);
+            // Once the replica has replayed the write, the token lets reads go there.
+            backend::replicate(&bed);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let mut reader = pool.get_after(&token).await.unwrap();
+                assert_eq!(read(&mut reader, &bed.tag).await, 7);
+                if reader.last_route().unwrap().node == Node::Replica(0) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the replica never served the token's reads"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn async_lagging_replica_is_excluded_by_max_lag() {
+            let _lock = common::bed_lock();
+            let bed = bed!("async_lagging_replica_is_excluded_by_max_lag");
+            seed(&bed);
+            let pool = AsyncRwPool::<Conn>::builder()
+                .primary(&bed.primary)
+                .replica(&bed.replica)
+                .consistency(Consistency::Off)
+                .max_replica_lag(MaxLag::Time(Duration::from_millis(300)))
+                .health_interval(Some(Duration::from_millis(50)))
+                .build()
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let mut conn = pool.get().await.unwrap();
+            read(&mut conn, &bed.tag).await;
+            assert_eq!(conn.last_route().unwrap().node, Node::Replica(0));
+            let lag = Lag::inject(3000);
+            write(&mut pool.primary().await.unwrap(), &bed.tag, 1).await;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !pool.stats().replicas[0].lagging {
+                assert!(
+                    Instant::now() < deadline,
+                    "never marked lagging: {:?}",
+                    pool.stats()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let stats = pool.stats();
+            eprintln!("async lagging replica: {:?}", stats.replicas[0]);
+            assert!(stats.replicas[0].lag >= Duration::from_millis(300));
+            let mut conn = pool.get().await.unwrap();
+            assert_eq!(
+                read(&mut conn, &bed.tag).await,
+                1,
+                "the primary serves while the replica lags"
+            );
+            assert_eq!(conn.last_route().unwrap().node, Node::Primary);
+            assert_eq!(conn.last_route().unwrap().reason, Reason::Fallback);
+            drop(lag);
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while pool.stats().replicas[0].lagging {
+                assert!(
+                    Instant::now() < deadline,
+                    "never caught up: {:?}",
+                    pool.stats()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let mut conn = pool.get().await.unwrap();
+            assert_eq!(read(&mut conn, &bed.tag).await, 1);
+            assert_eq!(conn.last_route().unwrap().node, Node::Replica(0));
+        }
+
+        /// Four tokio tasks read for 10 s while the real replica is stopped (immediate
+        /// shutdown) and started again. Two tasks read through `load` (`first`), two through the
+        /// execute path (`sql_query(..).execute`). Reads that fail on the dead replica with a
+        /// connection error are run once more on another node on the execute path: 0 errors
+        /// there. A `load` consumes its query, so one in flight at the moment of the kill fails
+        /// (at most one per task); after that, its replica is ejected and no read fails. A
+        /// standby restarted after an immediate stop serves an older snapshot for a moment: the
+        /// load tasks count those stale reads apart (they are not errors).
+        #[tokio::test(flavor = "multi_thread", worker_threads = 6)]
+        async fn async_replica_killed_under_load_surfaces_no_read_errors() {
+            let _lock = common::bed_lock();
+            let bed = bed!("async_replica_killed_under_load_surfaces_no_read_errors");
+            seed(&bed);
+            struct Restart;
+            impl Drop for Restart {
+                fn drop(&mut self) {
+                    common::testbed(&["start", backend::REPLICA_NODE]);
+                }
+            }
+            let pool = AsyncRwPool::<Conn>::builder()
+                .primary(&bed.primary)
+                .replica(&bed.replica)
+                .consistency(Consistency::Off)
+                .replica_timeout(Duration::from_millis(300))
+                .eject_cooldown(Duration::from_millis(500))
+                .health_interval(Some(Duration::from_millis(100)))
+                .build()
+                .unwrap();
+            let stop = Arc::new(AtomicBool::new(false));
+            let load_errors = Arc::new(AtomicU64::new(0));
+            let execute_errors = Arc::new(AtomicU64::new(0));
+            let reads = Arc::new(AtomicU64::new(0));
+            let stale = Arc::new(AtomicU64::new(0));
+            let messages = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+            let tasks: Vec<_> = (0..4)
+                .map(|t| {
+                    let (pool, stop, reads) = (pool.clone(), stop.clone(), reads.clone());
+                    let messages = messages.clone();
+                    let stale = stale.clone();
+                    let errors = if t < 2 {
+                        load_errors.clone()
+                    } else {
+                        execute_errors.clone()
+                    };
+                    let tag = bed.tag.clone();
+                    tokio::spawn(async move {
+                        while !AtomicBool::load(&stop, Ordering::Relaxed) {
+                            let mut conn = pool.get().await.unwrap();
+                            let result = if t < 2 {
+                                items::table
+                                    .filter(items::tag.eq(&tag))
+                                    .select(items::node)
+                                    .first::<String>(&mut conn)
+                                    .await
+                                    .map(|_| ())
+                            } else {
+                                diesel::sql_query(format!(
+                                    "SELECT node FROM items WHERE tag = '{tag}'"
+                                ))
+                                .execute(&mut conn)
+                                .await
+                                .map(|_| ())
+                            };
+                            // A restarted standby serves an older snapshot for a moment (it
+                            // replays from its last restartpoint): a stale read, not an error.
+                            if let Err(diesel::result::Error::NotFound) = result {
+                                stale.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            }
+                            if let Err(e) = &result {
+                                let mut m = messages.lock().unwrap();
+                                if m.len() < 8 {
+                                    m.push(format!("{:?} {e}", conn.last_route()));
+                                }
+                            }
+                            if result.is_ok() {
+                                reads.fetch_add(1, Ordering::Relaxed);
+                            } else {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let restart = Restart;
+            tokio::task::spawn_blocking(|| common::testbed(&["stop", backend::REPLICA_NODE]))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let ejected = pool.stats().replicas[0].ejected;
+            let served_while_down = AtomicU64::load(&reads, Ordering::Relaxed);
+            tokio::task::spawn_blocking(move || drop(restart))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            stop.store(true, Ordering::Relaxed);
+            for t in tasks {
+                t.await.unwrap();
+            }
+            let stats = pool.stats();
+            eprintln!(
+                "async replica killed under load: {} reads ({} stale), load errors {}, execute \
+                 errors {}, {:?}",
+                AtomicU64::load(&reads, Ordering::Relaxed),
+                AtomicU64::load(&stale, Ordering::Relaxed),
+                AtomicU64::load(&load_errors, Ordering::Relaxed),
+                AtomicU64::load(&execute_errors, Ordering::Relaxed),
+                stats
+            );
+            eprintln!("first errors: {:#?}", messages.lock().unwrap());
+            assert!(ejected, "the replica was ejected while down");
+            assert!(stats.ejections >= 1);
+            assert!(served_while_down > 0);
+            assert_eq!(
+                AtomicU64::load(&execute_errors, Ordering::Relaxed),
+                0,
+                "retried reads never fail"
+            );
+            assert!(
+                AtomicU64::load(&load_errors, Ordering::Relaxed) <= 2,
+                "at most the loads in flight at the kill"
+            );
+            assert!(!stats.replicas[0].ejected, "re-admitted after the restart");
+            let mut conn = pool.get().await.unwrap();
+            let _ = items::table
+                .count()
+                .get_result::<i64>(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(conn.last_route().unwrap().node, Node::Replica(0));
+        }
+
+        /// With the primary down, a write fails within the connect timeout without sending
+        /// anything (the async pool reports it as `Error::Connect` to the primary: deadpool's
+        /// error is not r2d2's, which `Error::PrimaryUnavailable` carries), and reads go on on
+        /// the replica.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn async_primary_down_fails_writes_fast_reads_continue() {
+            let _lock = common::bed_lock();
+            let bed = bed!("async_primary_down_fails_writes_fast_reads_continue");
+            seed(&bed);
+            let primary = common::Flaky::proxied(&bed.primary);
+            let pool = AsyncRwPool::<Conn>::builder()
+                .primary(&primary.url)
+                .replica(&bed.replica)
+                .connection_timeout(Duration::from_millis(500))
+                .build()
+                .unwrap();
+            write(&mut pool.get().await.unwrap(), &bed.tag, 1).await;
+            primary.down();
+            // The first write may meet the pooled connection the outage cut: diesel's
+            // connection error (it may have been sent, so it is not called "unavailable").
+            // That retires the primary's connections; from then on a write finds no primary
+            // at checkout and fails within the connect timeout.
+            let mut unavailable = 0;
+            for attempt in 0..4 {
+                let start = Instant::now();
+                let err = diesel::update(items::table.filter(items::tag.eq(&bed.tag)))
+                    .set(items::node.eq("2"))
+                    .execute(&mut pool.get().await.unwrap())
+                    .await
+                    .unwrap_err();
+                let took = start.elapsed();
+                assert!(
+                    took < Duration::from_millis(2000),
+                    "failed within the timeout: {took:?}"
+                );
+                match Error::from_diesel(err) {
+                    Error::Connect {
+                        role: Role::Primary,
+                        ..
+                    } => unavailable += 1,
+                    other => assert_eq!(
+                        attempt, 0,
+                        "only the first write sees a cut connection: {other}"
+                    ),
+                }
+            }
+            assert!(unavailable >= 3);
+            for _ in 0..20 {
+                let mut conn = pool.get().await.unwrap();
+                read(&mut conn, &bed.tag).await;
+                assert_eq!(conn.last_route().unwrap().node, Node::Replica(0));
+            }
+            primary.up();
+            write(&mut pool.get().await.unwrap(), &bed.tag, 3).await;
+        }
+    };
+}
