@@ -50,9 +50,11 @@ use crate::error::Error;
 /// - **Transactions** begin on both sides (the first, then the second) and keep the pattern they
 ///   began with. Commit commits the first side, then the second; rollback rolls back both.
 ///   Savepoints are mirrored; [`begin_test_transaction`](Connection::begin_test_transaction)
-///   runs on both. When the second side cannot begin, strict mode rolls the first back and
-///   returns the error (nothing was written), lenient mode runs the transaction on the first
-///   side alone. When a statement fails on the second side inside a transaction, nothing more is
+///   runs on both. When the second side cannot begin, the first side's BEGIN is rolled back and
+///   the error returned, in either mode (nothing was written: the caller can run the
+///   transaction again); a savepoint the second side refuses inside a running transaction is an
+///   error in strict mode, and in lenient mode leaves that side broken for the rest of the
+///   transaction. When a statement fails on the second side inside a transaction, nothing more is
 ///   sent there (on PostgreSQL its transaction is aborted anyway), and at commit its transaction
 ///   is rolled back; every write of the transaction is then journaled as a
 ///   [`EntryKind::PartialCommit`], as when the second commit fails after the first succeeded. In

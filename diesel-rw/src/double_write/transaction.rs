@@ -305,8 +305,12 @@ where
         if let Some(tx) = &mut self.tx {
             tx.break_second(depth, format!("its BEGIN failed: {error}"));
         }
-        if self.ctx.is_strict() {
-            // Nothing was written yet: undo the first side's BEGIN, report the error.
+        // The outermost BEGIN (in either mode), or a savepoint in strict mode: nothing was
+        // written in it yet, so undo the first side's BEGIN and return the error; the caller
+        // can run the whole transaction again. In lenient mode a savepoint the second side
+        // refuses inside a running transaction leaves that side broken for the rest of it
+        // (its writes journaled, its transaction rolled back at commit).
+        if self.ctx.is_strict() || depth == 0 {
             let _ = self.step(first, C::TransactionManager::rollback_transaction);
             if depth == 0 {
                 self.rollback_fully(second);
@@ -314,7 +318,7 @@ where
             self.sync_status(first);
             return Err(error);
         }
-        tracing::warn!(target: "diesel_rw::double_write", %second, %error, "the second side could not begin; the transaction runs on the first side alone");
+        tracing::warn!(target: "diesel_rw::double_write", %second, %error, "the second side could not open a savepoint; the rest of the transaction runs on the first side alone");
         Ok(())
     }
 
