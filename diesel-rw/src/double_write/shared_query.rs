@@ -59,16 +59,33 @@ impl<MD> Query for SharedQuery<MD> {
     type SqlType = Untyped;
 }
 
-/// A backend whose statements an async double-write connection can render once and run on both
-/// sides. Implemented for PostgreSQL, MySQL/MariaDB and SQLite.
+/// A backend whose statements can be rendered once, without a connection, and run on both sides
+/// of an async double write (and, in the async routing connection, once a connection has been
+/// checked out). Implemented for PostgreSQL, MySQL/MariaDB and SQLite.
 pub trait AsyncDoubleWriteBackend: DoubleWriteBackend + DieselReserveSpecialization {
     /// The rendered statement.
     #[doc(hidden)]
     type Shared: Query + QueryFragment<Self> + QueryId + Clone + Send + Sync + 'static;
 
-    /// Renders `query`'s SQL and collects its binds.
+    /// Renders `query`'s SQL and collects its binds; `Ok(Err(name))` when it binds a value of
+    /// the user-defined (PostgreSQL) type `name`, whose OID only a connection can look up.
     #[doc(hidden)]
-    fn share<T: QueryFragment<Self> + ?Sized>(query: &T) -> QueryResult<Self::Shared>;
+    fn render<T: QueryFragment<Self> + ?Sized>(
+        query: &T,
+    ) -> QueryResult<Result<Self::Shared, String>>;
+
+    /// Renders `query` for both sides of a double write.
+    #[doc(hidden)]
+    fn share<T: QueryFragment<Self> + ?Sized>(query: &T) -> QueryResult<Self::Shared> {
+        Self::render(query)?.map_err(|name| {
+            diesel::result::Error::QueryBuilderError(Box::new(crate::Error::InvalidState(format!(
+                "this statement binds a value of the PostgreSQL type `{name}`, whose OID is \
+                     looked up on a connection, and may differ between the source and the \
+                     destination: an AsyncDoubleWriteConnection runs statements with built-in \
+                     types only; bind the value as text and cast it in SQL"
+            ))))
+        })
+    }
 }
 
 /// Renders `query` with `lookup` as the backend's type metadata lookup.
@@ -98,8 +115,10 @@ impl AsyncDoubleWriteBackend for diesel::sqlite::Sqlite {
         <<Self as Backend>::BindCollector<'static> as MoveableBindCollector<Self>>::BindData,
     >;
 
-    fn share<T: QueryFragment<Self> + ?Sized>(query: &T) -> QueryResult<Self::Shared> {
-        share_with::<Self, _, T>(query, &mut ())
+    fn render<T: QueryFragment<Self> + ?Sized>(
+        query: &T,
+    ) -> QueryResult<Result<Self::Shared, String>> {
+        share_with::<Self, _, T>(query, &mut ()).map(Ok)
     }
 }
 
@@ -107,8 +126,10 @@ impl AsyncDoubleWriteBackend for diesel::sqlite::Sqlite {
 impl AsyncDoubleWriteBackend for diesel::mysql::Mysql {
     type Shared = SharedQuery<diesel::query_builder::bind_collector::RawBytesBindCollector<Self>>;
 
-    fn share<T: QueryFragment<Self> + ?Sized>(query: &T) -> QueryResult<Self::Shared> {
-        share_with::<Self, _, T>(query, &mut ())
+    fn render<T: QueryFragment<Self> + ?Sized>(
+        query: &T,
+    ) -> QueryResult<Result<Self::Shared, String>> {
+        share_with::<Self, _, T>(query, &mut ()).map(Ok)
     }
 }
 
@@ -116,20 +137,15 @@ impl AsyncDoubleWriteBackend for diesel::mysql::Mysql {
 impl AsyncDoubleWriteBackend for diesel::pg::Pg {
     type Shared = SharedQuery<diesel::query_builder::bind_collector::RawBytesBindCollector<Self>>;
 
-    fn share<T: QueryFragment<Self> + ?Sized>(query: &T) -> QueryResult<Self::Shared> {
+    fn render<T: QueryFragment<Self> + ?Sized>(
+        query: &T,
+    ) -> QueryResult<Result<Self::Shared, String>> {
         let mut lookup = pg::NoLookup::default();
         let shared = share_with::<Self, _, T>(query, &mut lookup)?;
-        match lookup.missing {
+        Ok(match lookup.missing {
             None => Ok(shared),
-            Some(name) => Err(diesel::result::Error::QueryBuilderError(Box::new(
-                crate::Error::InvalidState(format!(
-                    "this statement binds a value of the PostgreSQL type `{name}`, whose OID is \
-                     looked up on a connection, and may differ between the source and the \
-                     destination: an AsyncDoubleWriteConnection runs statements with built-in \
-                     types only; bind the value as text and cast it in SQL"
-                )),
-            ))),
-        }
+            Some(name) => Err(name),
+        })
     }
 }
 
