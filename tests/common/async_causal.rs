@@ -368,8 +368,14 @@ macro_rules! async_causal_suite {
             tokio::task::spawn_blocking(|| common::testbed(&["stop", backend::REPLICA_NODE]))
                 .await
                 .unwrap();
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            let ejected = pool.stats().replicas[0].ejected;
+            // A dead replica cycles between ejected (its cooldown) and probed (a checkout that
+            // waits out its timeout): watch the whole down window, not one instant.
+            let mut ejected = false;
+            let down_until = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < down_until {
+                ejected |= pool.stats().replicas[0].ejected;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             let served_while_down = AtomicU64::load(&reads, Ordering::Relaxed);
             tokio::task::spawn_blocking(move || drop(restart))
                 .await

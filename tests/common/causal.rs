@@ -315,8 +315,14 @@ macro_rules! causal_suite {
             std::thread::sleep(Duration::from_secs(2));
             let restart = Restart;
             common::testbed(&["stop", backend::REPLICA_NODE]);
-            std::thread::sleep(Duration::from_secs(2));
-            let ejected = pool.stats().replicas[0].ejected;
+            // A dead replica cycles between ejected (its cooldown) and probed (a checkout that
+            // waits out its timeout): watch the whole down window, not one instant.
+            let mut ejected = false;
+            let down_until = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < down_until {
+                ejected |= pool.stats().replicas[0].ejected;
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let served_while_down = reads.load(Ordering::Relaxed);
             drop(restart);
             std::thread::sleep(Duration::from_secs(6));
