@@ -54,15 +54,23 @@ pub enum Error {
         replicas: usize,
     },
 
-    /// The primary could not be reached within the checkout timeout. Nothing was sent; the
-    /// statement can be retried once the primary is back.
-    #[error("primary unavailable after {timeout:?}: {source}; nothing was sent, retry when the primary is back")]
+    /// The primary could not be reached: no connection within the checkout timeout, or the
+    /// connection broke under a statement outside a transaction. In both cases the primary's
+    /// connections made so far are retired, so the next statement connects anew, and fails as
+    /// fast as the timeout allows while the primary stays down. Reads keep going to replicas.
+    #[error("{}", primary_unavailable_message(*timeout, *maybe_applied, &**source))]
     PrimaryUnavailable {
-        /// How long the checkout waited.
-        timeout: Duration,
-        /// The pool's error (connection URLs redacted).
+        /// How long the checkout waited for a connection from the pool; `None` when nothing
+        /// waited: a direct connection attempt failed, or the connection broke under the
+        /// statement.
+        timeout: Option<Duration>,
+        /// Whether a write was in flight when its connection broke: the primary may have
+        /// applied it before it went away, so check before running it again. `false`: nothing
+        /// was applied (no connection, or a read).
+        maybe_applied: bool,
+        /// The pool's or the connection's error (connection URLs redacted).
         #[source]
-        source: r2d2::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
     /// A connection could not be checked out of a node's pool.
@@ -215,6 +223,23 @@ impl Error {
         }
     }
 
+    /// A node's connection could not be made: for the primary, [`Error::PrimaryUnavailable`]
+    /// (nothing was sent); for a replica, [`Error::Connect`].
+    pub(crate) fn connect_failed(role: Role, node: &str, source: diesel::ConnectionError) -> Error {
+        match role {
+            Role::Primary => Error::PrimaryUnavailable {
+                timeout: None,
+                maybe_applied: false,
+                source: Box::new(source),
+            },
+            Role::Replica => Error::Connect {
+                role,
+                node: node.to_owned(),
+                source,
+            },
+        }
+    }
+
     /// Whether this is [`Error::WriteOnReadRoute`].
     pub fn is_write_on_read_route(&self) -> bool {
         matches!(self, Error::WriteOnReadRoute { .. })
@@ -230,38 +255,142 @@ impl From<Error> for diesel::result::Error {
     }
 }
 
+/// The message of [`Error::PrimaryUnavailable`].
+fn primary_unavailable_message(
+    timeout: Option<Duration>,
+    maybe_applied: bool,
+    source: &(dyn std::error::Error + Send + Sync),
+) -> String {
+    match (timeout, maybe_applied) {
+        (Some(timeout), _) => format!(
+            "primary unavailable: no connection within {timeout:?}: {source}; nothing was sent, \
+             run it again when the primary is back"
+        ),
+        (None, false) => format!(
+            "primary unavailable: {source}; nothing was applied, run it again when the primary \
+             is back"
+        ),
+        (None, true) => format!(
+            "primary unavailable: the connection broke while a write was in flight: {source}; \
+             the primary may have applied it before it went away: check before running it again"
+        ),
+    }
+}
+
 /// Whether a diesel error means the connection itself failed (the server went away, the
-/// socket broke), as opposed to an error in the statement.
+/// socket broke), as opposed to an error in the statement. diesel's `ClosedConnection` always
+/// does; otherwise the message tells, as each driver words it (libpq, mysqlclient,
+/// tokio-postgres, mysql_async). `UnableToSendCommand` alone does not: diesel and diesel-async
+/// also use it for statements that could not be encoded.
 pub(crate) fn is_connection_error(error: &diesel::result::Error) -> bool {
     use diesel::result::{DatabaseErrorKind, Error as E};
     match error {
-        E::DatabaseError(
-            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-            _,
-        ) => true,
-        E::DatabaseError(_, info) => {
-            let m = info.message().to_ascii_lowercase();
-            [
-                "server closed the connection",
-                "terminating connection",
-                "connection refused",
-                "no connection to the server",
-                "could not receive data",
-                "could not send data",
-                "broken pipe",
-                "connection reset",
-                "lost connection",
-                "server has gone away",
-                "the database system is shutting down",
-                "the database system is starting up",
-                "the database system is in recovery mode",
-                "ssl syscall error",
-                "eof detected",
-            ]
-            .iter()
-            .any(|needle| m.contains(needle))
-        }
-        E::BrokenTransactionManager => false,
+        E::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
+        E::DatabaseError(_, info) => is_connection_message(info.message()),
         _ => false,
+    }
+}
+
+/// Whether an error message, as a driver words it, says that the connection failed.
+pub(crate) fn is_connection_message(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    // mysql_async's I/O errors; a storage engine's I/O error is worded otherwise.
+    m.starts_with("input/output error") || CONNECTION_FAILURES.iter().any(|n| m.contains(n))
+}
+
+/// How drivers word a failed connection, lowercase.
+const CONNECTION_FAILURES: &[&str] = &[
+    // libpq and the PostgreSQL server
+    "server closed the connection",
+    "terminating connection",
+    "connection refused",
+    "connection to server at",
+    "could not connect to server",
+    "no connection to the server",
+    "could not receive data",
+    "could not send data",
+    "the database system is shutting down",
+    "the database system is starting up",
+    "the database system is in recovery mode",
+    "ssl syscall error",
+    "eof detected",
+    // tokio-postgres
+    "error communicating with the server",
+    "connection closed",
+    // mysqlclient and mysql_async
+    "lost connection",
+    "server has gone away",
+    "can't connect to",
+    "connection to the server is closed",
+    // the operating system
+    "broken pipe",
+    "connection reset",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::is_connection_error;
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+
+    fn db(kind: K, message: &str) -> E {
+        E::DatabaseError(kind, Box::new(message.to_owned()))
+    }
+
+    #[test]
+    fn connection_failures_as_drivers_word_them() {
+        for (kind, message) in [
+            (K::ClosedConnection, "anything"),
+            (
+                K::UnableToSendCommand,
+                "server closed the connection unexpectedly",
+            ),
+            (
+                K::Unknown,
+                "FATAL: terminating connection due to administrator command",
+            ),
+            (
+                K::UnableToSendCommand,
+                "error communicating with the server: Connection reset by peer (os error 104)",
+            ),
+            (K::UnableToSendCommand, "connection closed"),
+            (K::Unknown, "Lost connection to MySQL server during query"),
+            (K::Unknown, "MySQL server has gone away"),
+            (
+                K::Unknown,
+                "Input/output error: Input/output error: connection closed",
+            ),
+            (K::Unknown, "Input/output error: broken pipe"),
+        ] {
+            assert!(is_connection_error(&db(kind, message)), "{message}");
+        }
+    }
+
+    #[test]
+    fn statement_errors_are_not_connection_failures() {
+        for (kind, message) in [
+            (
+                K::UnableToSendCommand,
+                "error serializing parameter 0: out of range",
+            ),
+            (
+                K::UnableToSendCommand,
+                "SQLite functions cannot take more than 127 parameters",
+            ),
+            (
+                K::Unknown,
+                "Got error 5 \"Input/output error\" from storage engine InnoDB",
+            ),
+            (
+                K::UniqueViolation,
+                "duplicate key value violates unique constraint",
+            ),
+            (
+                K::ReadOnlyTransaction,
+                "cannot execute INSERT in a read-only transaction",
+            ),
+        ] {
+            assert!(!is_connection_error(&db(kind, message)), "{message}");
+        }
+        assert!(!is_connection_error(&E::NotFound));
     }
 }

@@ -73,6 +73,7 @@ mod error;
 mod health;
 mod metrics;
 mod policy;
+mod replay;
 pub mod route;
 mod router;
 mod stats;

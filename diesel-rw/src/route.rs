@@ -248,6 +248,18 @@ impl RouteState {
     }
 }
 
+/// What [`RoutingCore::statement_failed`] made of a failed statement.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    /// The error for the caller.
+    pub(crate) error: diesel::result::Error,
+    /// The connection itself failed: give it back (outside a transaction) for a new one.
+    pub(crate) broken: bool,
+    /// A read outside a transaction whose replica connection failed: it may run again on
+    /// another node (reads are safe to repeat).
+    pub(crate) retry: bool,
+}
+
 /// The routing state shared by every connection of a pool: settings, the replica policy, replica
 /// health and the counters. The sync and async pools both hold one.
 #[derive(Debug)]
@@ -393,6 +405,59 @@ impl RoutingCore {
                 "replica ejected"
             );
         }
+    }
+
+    /// A statement on `node` failed with `error`. If its connection failed (the server went
+    /// away, the socket broke): the node's connections made so far are retired (they likely
+    /// broke the same way), a replica is ejected, and on the primary outside a transaction the
+    /// error becomes [`Error::PrimaryUnavailable`] (`maybe_applied` for a write). A read outside
+    /// a transaction whose replica connection failed may run again elsewhere.
+    pub(crate) fn statement_failed(
+        &self,
+        node: Node,
+        kind: StatementKind,
+        in_transaction: bool,
+        error: diesel::result::Error,
+    ) -> Failure {
+        if !crate::error::is_connection_error(&error) {
+            return Failure {
+                error,
+                broken: false,
+                retry: false,
+            };
+        }
+        self.health.retire(node);
+        let error = match node {
+            Node::Replica(i) => {
+                let copy = diesel::result::Error::QueryBuilderError(error.to_string().into());
+                self.replica_failed(i, &Error::Database(copy));
+                error
+            }
+            Node::Primary => {
+                self.counters.failure(Node::Primary);
+                if in_transaction {
+                    error
+                } else {
+                    Error::PrimaryUnavailable {
+                        timeout: None,
+                        maybe_applied: kind.is_write(),
+                        source: Box::new(error),
+                    }
+                    .into()
+                }
+            }
+        };
+        Failure {
+            error,
+            broken: true,
+            retry: matches!(node, Node::Replica(_)) && kind.is_read() && !in_transaction,
+        }
+    }
+
+    /// A read runs again on another node after its replica's connection failed: count it.
+    pub(crate) fn read_retried(&self) {
+        self.counters.read_retry();
+        self.metrics.read_retry();
     }
 
     /// A replica was reached: it is up.

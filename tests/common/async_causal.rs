@@ -14,8 +14,7 @@ macro_rules! async_causal_suite {
         use diesel::prelude::{ExpressionMethods, QueryDsl};
         use diesel_async::RunQueryDsl;
         use diesel_rw::{
-            AsyncRwConnection, AsyncRwPool, Consistency, Error, MaxLag, Node, Reason, Role,
-            WriteToken,
+            AsyncRwConnection, AsyncRwPool, Consistency, Error, MaxLag, Node, Reason, WriteToken,
         };
 
         use common::$backend as backend;
@@ -281,12 +280,11 @@ macro_rules! async_causal_suite {
 
         /// Four tokio tasks read for 10 s while the real replica is stopped (immediate
         /// shutdown) and started again. Two tasks read through `load` (`first`), two through the
-        /// execute path (`sql_query(..).execute`). Reads that fail on the dead replica with a
-        /// connection error are run once more on another node on the execute path: 0 errors
-        /// there. A `load` consumes its query, so one in flight at the moment of the kill fails
-        /// (at most one per task); after that, its replica is ejected and no read fails. A
-        /// standby restarted after an immediate stop serves an older snapshot for a moment: the
-        /// load tasks count those stale reads apart (they are not errors).
+        /// execute path (`sql_query(..).execute`). A read that fails on the dead replica with a
+        /// connection error runs once more on another node, on both paths: 0 errors. The
+        /// replica is ejected, and re-admitted after it is started again. A standby restarted
+        /// after an immediate stop serves an older snapshot for a moment: the load tasks count
+        /// those stale reads apart (they are not errors; `Consistency::Off` allows them).
         #[tokio::test(flavor = "multi_thread", worker_threads = 6)]
         async fn async_replica_killed_under_load_surfaces_no_read_errors() {
             let _lock = common::bed_lock();
@@ -404,9 +402,10 @@ macro_rules! async_causal_suite {
                 0,
                 "retried reads never fail"
             );
-            assert!(
-                AtomicU64::load(&load_errors, Ordering::Relaxed) <= 2,
-                "at most the loads in flight at the kill"
+            assert_eq!(
+                AtomicU64::load(&load_errors, Ordering::Relaxed),
+                0,
+                "retried loads never fail"
             );
             assert!(!stats.replicas[0].ejected, "re-admitted after the restart");
             let mut conn = pool.get().await.unwrap();
@@ -418,10 +417,54 @@ macro_rules! async_causal_suite {
             assert_eq!(conn.last_route().unwrap().node, Node::Replica(0));
         }
 
-        /// With the primary down, a write fails within the connect timeout without sending
-        /// anything (the async pool reports it as `Error::Connect` to the primary: deadpool's
-        /// error is not r2d2's, which `Error::PrimaryUnavailable` carries), and reads go on on
-        /// the replica.
+        /// With the primary down, every write fails within the connect timeout with
+        /// `Error::PrimaryUnavailable`, and reads go on on the replica.
+        /// A read through `load` whose replica connection is cut under it runs once more on
+        /// another node (the primary, the only other one here): the caller sees no error, the
+        /// retry is counted and the replica ejected.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn async_load_cut_on_its_replica_runs_again_elsewhere() {
+            let _lock = common::bed_lock();
+            let bed = bed!("async_load_cut_on_its_replica_runs_again_elsewhere");
+            seed(&bed);
+            let replica = common::Flaky::proxied(&bed.replica);
+            let pool = AsyncRwPool::<Conn>::builder()
+                .primary(&bed.primary)
+                .replica(&replica.url)
+                .consistency(Consistency::Off)
+                .replica_timeout(Duration::from_millis(300))
+                .build()
+                .unwrap();
+            let identity = || {
+                diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+                    backend::IDENTITY,
+                ))
+            };
+            let primary = diesel::RunQueryDsl::get_result::<String>(
+                identity(),
+                &mut backend::direct(&bed.primary),
+            )
+            .unwrap();
+            let standby = diesel::RunQueryDsl::get_result::<String>(
+                identity(),
+                &mut backend::direct(&bed.replica),
+            )
+            .unwrap();
+            let mut conn = pool.get().await.unwrap();
+            let served = identity().get_result::<String>(&mut conn).await.unwrap();
+            assert_eq!(served, standby);
+            assert_eq!(conn.last_route().unwrap().node, Node::Replica(0));
+            replica.down();
+            // A `load`: cut under it on the replica, run again and served by the primary.
+            let served = identity().get_result::<String>(&mut conn).await.unwrap();
+            assert_eq!(served, primary);
+            assert_eq!(conn.last_route().unwrap().node, Node::Primary);
+            let stats = pool.stats();
+            assert_eq!(stats.read_retries, 1);
+            assert!(stats.replicas[0].ejected);
+            replica.up();
+        }
+
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn async_primary_down_fails_writes_fast_reads_continue() {
             let _lock = common::bed_lock();
@@ -436,11 +479,10 @@ macro_rules! async_causal_suite {
                 .unwrap();
             write(&mut pool.get().await.unwrap(), &bed.tag, 1).await;
             primary.down();
-            // The first write may meet the pooled connection the outage cut: diesel's
-            // connection error (it may have been sent, so it is not called "unavailable").
-            // That retires the primary's connections; from then on a write finds no primary
-            // at checkout and fails within the connect timeout.
-            let mut unavailable = 0;
+            // Every write fails within the connect timeout with PrimaryUnavailable. The first
+            // may meet the pooled connection the outage cut: it was in flight when the
+            // connection broke (`maybe_applied`, no checkout wait). That retires the primary's
+            // connections; from then on a write finds no primary at checkout: nothing sent.
             for attempt in 0..4 {
                 let start = Instant::now();
                 let err = diesel::update(items::table.filter(items::tag.eq(&bed.tag)))
@@ -454,17 +496,19 @@ macro_rules! async_causal_suite {
                     "failed within the timeout: {took:?}"
                 );
                 match Error::from_diesel(err) {
-                    Error::Connect {
-                        role: Role::Primary,
+                    Error::PrimaryUnavailable {
+                        timeout: Some(t),
+                        maybe_applied: false,
                         ..
-                    } => unavailable += 1,
-                    other => assert_eq!(
-                        attempt, 0,
-                        "only the first write sees a cut connection: {other}"
-                    ),
+                    } => assert_eq!(t, Duration::from_millis(500)),
+                    Error::PrimaryUnavailable {
+                        timeout: None,
+                        maybe_applied: true,
+                        ..
+                    } if attempt == 0 => {}
+                    other => panic!("write {attempt}: expected PrimaryUnavailable, got {other:?}"),
                 }
             }
-            assert!(unavailable >= 3);
             for _ in 0..20 {
                 let mut conn = pool.get().await.unwrap();
                 read(&mut conn, &bed.tag).await;

@@ -18,7 +18,7 @@ use crate::double_write::AsyncDoubleWriteBackend;
 pub trait Collect: AsyncDoubleWriteBackend + Default + Sized {
     /// The collected statement: runs on any connection of the backend.
     #[doc(hidden)]
-    type Owned: Query + QueryFragment<Self> + QueryId + Send + 'static;
+    type Owned: Query + QueryFragment<Self> + QueryId + Clone + Send + Sync + 'static;
 
     /// Renders `query`'s SQL and collects its binds.
     #[doc(hidden)]

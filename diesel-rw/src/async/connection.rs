@@ -15,7 +15,7 @@ use diesel_async::{
 };
 
 use super::collect::Collect;
-use super::future::{BoxFuture, Routed};
+use super::future::{BoxFuture, Origin, Routed};
 use super::monitor::Spawner;
 use super::node::{AsyncPoolable, Held, NodeSource};
 use super::pool::Cluster;
@@ -26,7 +26,10 @@ use crate::config::Config;
 use crate::consistency::{Position, WriteToken};
 use crate::error::Error;
 use crate::health::InFlight;
-use crate::route::{Decision, Node, Reason, Role, Route, RouteState, RoutingCore, CAUSAL_POLL};
+use crate::replay::Parked;
+use crate::route::{
+    Decision, Failure, Node, Reason, Role, Route, RouteState, RoutingCore, CAUSAL_POLL,
+};
 
 /// A diesel-async [`AsyncConnection`] over a primary and its replicas that routes each
 /// statement, in the same order as the sync [`RwConnection`](crate::RwConnection):
@@ -496,28 +499,57 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
 
     /// Runs a read through `execute` (outside a transaction): routed, and if it fails on a
     /// replica with a connection error, run once more on another node, as on the sync
-    /// connection. `first` and `again` are the same statement, collected once per attempt.
+    /// connection.
     async fn execute_read(
         &mut self,
         kind: StatementKind,
-        first: <C::Backend as Collect>::Owned,
-        again: <C::Backend as Collect>::Owned,
+        query: <C::Backend as Collect>::Owned,
     ) -> QueryResult<usize> {
         let node = self.route(kind, String::new).await?;
-        match AsyncConnectionCore::execute_returning_count(self.node_conn(node), first).await {
-            Err(e) if self.connection_failed(node, kind, &e) => {
-                self.cluster.core.counters.read_retry();
-                self.cluster.core.metrics.read_retry();
-                let node = self.route(kind, String::new).await?;
-                let result =
-                    AsyncConnectionCore::execute_returning_count(self.node_conn(node), again).await;
-                if let Err(e) = &result {
-                    self.connection_failed(node, kind, e);
-                }
-                result
-            }
-            result => result,
+        let result =
+            AsyncConnectionCore::execute_returning_count(self.node_conn(node), query.clone()).await;
+        let failure = match result {
+            Ok(count) => return Ok(count),
+            Err(e) => self.statement_failed(node, kind, e),
+        };
+        if !failure.retry {
+            return Err(failure.error);
         }
+        self.core().read_retried();
+        let node = self.route(kind, String::new).await?;
+        let result =
+            AsyncConnectionCore::execute_returning_count(self.node_conn(node), query).await;
+        result.map_err(|e| self.statement_failed(node, kind, e).error)
+    }
+
+    /// Routes a read through `load` (outside a transaction) and starts it; if it fails on a
+    /// replica with a connection error, [`Routed`] runs it once more on another node, as on
+    /// the sync connection.
+    fn load_read<'conn, 'query>(
+        &'conn mut self,
+        kind: StatementKind,
+        query: <C::Backend as Collect>::Owned,
+    ) -> Routed<'conn, C, C::LoadFuture<'conn, 'query>> {
+        let origin = Origin {
+            cluster: self.cluster.clone(),
+            kind,
+            in_transaction: false,
+        };
+        let (this, parked) = Parked::new(self);
+        let again = query.clone();
+        let route: BoxFuture<'conn, QueryResult<(Node, &'conn mut C)>> = Box::pin(async move {
+            let node = this.route(kind, String::new).await?;
+            Ok((node, this.node_conn(node)))
+        });
+        Routed::routing(
+            origin,
+            route,
+            Box::new(move |conn| AsyncConnectionCore::load(conn, query)),
+        )
+        .again(
+            parked,
+            Box::new(move |conn| AsyncConnectionCore::load(conn, again)),
+        )
     }
 
     /// Whether the node's connection is held and not retired (see [`Self::ensure`]); the
@@ -582,32 +614,26 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
         Ok(())
     }
 
-    /// After an error on `node`: if the connection itself failed, retire the node's
-    /// connections (and eject a replica) and give this one back. Returns whether a read may be
-    /// run again elsewhere.
-    fn connection_failed(
+    /// After an error on `node` (see [`RoutingCore::statement_failed`]): a broken connection
+    /// is given back, unless a transaction runs on it (it must fail, not move).
+    pub(crate) fn statement_failed(
         &mut self,
         node: Node,
         kind: StatementKind,
-        error: &diesel::result::Error,
-    ) -> bool {
-        if !crate::error::is_connection_error(error) {
-            return false;
-        }
-        node_failed(&self.cluster, node, error);
-        if self.state.transaction.is_some() {
-            return false;
-        }
-        match node {
-            Node::Primary => {
-                self.primary = None;
-                false
-            }
-            Node::Replica(i) => {
-                self.replicas[i] = None;
-                kind.is_read()
+        error: diesel::result::Error,
+    ) -> Failure {
+        let in_transaction = self.state.transaction.is_some();
+        let failure = self
+            .cluster
+            .core
+            .statement_failed(node, kind, in_transaction, error);
+        if failure.broken && !in_transaction {
+            match node {
+                Node::Primary => self.primary = None,
+                Node::Replica(i) => self.replicas[i] = None,
             }
         }
+        failure
     }
 
     /// The held connection of a node. Panics if it is not held: route or `ensure` first.
@@ -647,46 +673,32 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
         F: std::future::Future,
     {
         let kind = classify_query::<C::Backend, Q>(&query);
+        let origin = Origin {
+            cluster: self.cluster.clone(),
+            kind,
+            in_transaction: self.state.transaction.is_some(),
+        };
         match self.route_now(kind, || render::<C::Backend, Q>(&query)) {
             Err(e) => Routed::failed(e),
             Ok(Routing::Ready(node)) => {
-                let cluster = self.cluster.clone();
-                Routed::running(cluster, node, start(self.node_conn(node), query))
+                Routed::running(origin, node, start(self.node_conn(node), query))
             }
             Ok(Routing::Wait(pending)) => match <C::Backend as Collect>::collect(&query) {
                 Err(e) => Routed::failed(e),
                 Ok(owned) => {
-                    let cluster = self.cluster.clone();
                     let route: BoxFuture<'conn, QueryResult<(Node, &'conn mut C)>> =
                         Box::pin(async move {
                             let node = self.route_wait(pending).await?;
                             Ok((node, self.node_conn(node)))
                         });
                     Routed::routing(
-                        cluster,
+                        origin,
                         route,
                         Box::new(move |conn| start_owned(conn, owned)),
                     )
                 }
             },
         }
-    }
-}
-
-/// A statement on `node` failed with `error`: if the connection itself failed, the node's
-/// connections made so far are retired (likely broken the same way) and a replica is ejected.
-pub(crate) fn node_failed<C: AsyncPoolable>(
-    cluster: &Cluster<C>,
-    node: Node,
-    error: &diesel::result::Error,
-) {
-    if !crate::error::is_connection_error(error) {
-        return;
-    }
-    cluster.core.health.retire(node);
-    if let Node::Replica(i) = node {
-        let copy = diesel::result::Error::QueryBuilderError(error.to_string().into());
-        cluster.core.replica_failed(i, &Error::Database(copy));
     }
 }
 
@@ -706,19 +718,17 @@ impl<C: AsyncPoolable> SimpleAsyncConnection for AsyncRwConnection<C> {
     async fn batch_execute(&mut self, query: &str) -> QueryResult<()> {
         let kind = classify_sql(query);
         let node = self.route(kind, || query.to_owned()).await?;
-        match self.node_conn(node).batch_execute(query).await {
-            Err(e) if self.connection_failed(node, kind, &e) => {
-                self.cluster.core.counters.read_retry();
-                self.cluster.core.metrics.read_retry();
-                let node = self.route(kind, || query.to_owned()).await?;
-                let result = self.node_conn(node).batch_execute(query).await;
-                if let Err(e) = &result {
-                    self.connection_failed(node, kind, e);
-                }
-                result
-            }
-            result => result,
+        let failure = match self.node_conn(node).batch_execute(query).await {
+            Ok(()) => return Ok(()),
+            Err(e) => self.statement_failed(node, kind, e),
+        };
+        if !failure.retry {
+            return Err(failure.error);
         }
+        self.core().read_retried();
+        let node = self.route(kind, || query.to_owned()).await?;
+        let result = self.node_conn(node).batch_execute(query).await;
+        result.map_err(|e| self.statement_failed(node, kind, e).error)
     }
 }
 
@@ -735,8 +745,19 @@ impl<C: AsyncPoolable> AsyncConnectionCore for AsyncRwConnection<C> {
         T::Query: QueryFragment<Self::Backend> + QueryId + 'query,
     {
         // `INSERT ... RETURNING` arrives here: the classification makes it a write.
+        let query = source.as_query();
+        // A read outside a transaction may be run again if its replica's connection fails
+        // (as on the sync connection): collected up front, shared by both attempts. A
+        // statement that cannot be collected without a connection (a PostgreSQL custom type)
+        // is not retried.
+        let kind = classify_query::<C::Backend, T::Query>(&query);
+        if kind.is_read() && self.state.transaction.is_none() {
+            if let Ok(owned) = <C::Backend as Collect>::collect(&query) {
+                return self.load_read(kind, owned);
+            }
+        }
         self.dispatch(
-            source.as_query(),
+            query,
             |conn, query| AsyncConnectionCore::load(conn, query),
             |conn, owned| AsyncConnectionCore::load(conn, owned),
         )
@@ -750,13 +771,13 @@ impl<C: AsyncPoolable> AsyncConnectionCore for AsyncRwConnection<C> {
         T: QueryFragment<Self::Backend> + QueryId + 'query,
     {
         // A read outside a transaction may be run again if its replica's connection fails
-        // (as on the sync connection): collected up front, once per attempt. A statement that
-        // cannot be collected without a connection (a PostgreSQL custom type) is not retried.
+        // (as on the sync connection): collected up front, shared by both attempts. A
+        // statement that cannot be collected without a connection (a PostgreSQL custom type)
+        // is not retried.
         let kind = classify_query::<C::Backend, T>(&source);
         if kind.is_read() && self.state.transaction.is_none() {
-            let collect = <C::Backend as Collect>::collect::<T>;
-            if let (Ok(first), Ok(again)) = (collect(&source), collect(&source)) {
-                return Routed::boxed(Box::pin(self.execute_read(kind, first, again)));
+            if let Ok(owned) = <C::Backend as Collect>::collect(&source) {
+                return Routed::boxed(Box::pin(self.execute_read(kind, owned)));
             }
         }
         self.dispatch(

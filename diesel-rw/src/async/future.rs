@@ -8,9 +8,11 @@ use std::task::{Context, Poll};
 
 use diesel::result::QueryResult;
 
-use super::connection::node_failed;
+use super::connection::AsyncRwConnection;
 use super::node::AsyncPoolable;
 use super::pool::Cluster;
+use crate::classify::StatementKind;
+use crate::replay::Parked;
 use crate::route::Node;
 
 /// A boxed, `Send` future.
@@ -26,9 +28,9 @@ type Start<'conn, C, F> = Box<dyn FnOnce(&'conn mut C) -> F + Send>;
 /// statement's lifetimes, so it cannot be boxed behind one; this type carries both.
 ///
 /// A statement that fails because its connection failed retires the node's connections and
-/// ejects a replica, as on the sync connection. A `load` is not run again (it was consumed); a
-/// read through `execute` outside a transaction is, once, on another node (it runs as one boxed
-/// future that holds the statement collected twice).
+/// ejects a replica, as on the sync connection; on the primary outside a transaction, the error
+/// becomes `Error::PrimaryUnavailable`. A read outside a transaction holds its statement
+/// collected, to run it once more on another node if its replica's connection fails under it.
 #[must_use = "futures do nothing unless polled"]
 pub struct Routed<'conn, C: AsyncPoolable, F: Future> {
     state: State<'conn, C, F>,
@@ -37,20 +39,50 @@ pub struct Routed<'conn, C: AsyncPoolable, F: Future> {
 enum State<'conn, C: AsyncPoolable, F: Future> {
     /// Waiting for the routed node's connection, then starting the statement on it.
     Routing {
-        cluster: Arc<Cluster<C>>,
+        origin: Origin<C>,
         route: BoxFuture<'conn, QueryResult<(Node, &'conn mut C)>>,
         start: Option<Start<'conn, C, F>>,
+        again: Option<Again<'conn, C, F>>,
     },
     /// Running on the node's connection.
     Running {
-        cluster: Arc<Cluster<C>>,
+        origin: Origin<C>,
         node: Node,
         future: Pin<Box<F>>,
+        again: Option<Again<'conn, C, F>>,
     },
     /// Routing failed before anything was sent.
     Failed(Option<diesel::result::Error>),
     /// Routing and running, with a retry, in one future.
     Boxed(BoxFuture<'conn, F::Output>),
+}
+
+/// A read's second attempt, on another node, if its replica's connection fails under the
+/// first.
+struct Again<'conn, C: AsyncPoolable, F> {
+    /// The routing connection, parked while its node connection is borrowed by the first
+    /// attempt.
+    conn: Parked<'conn, AsyncRwConnection<C>>,
+    /// Starts the read again on the node the retry is routed to.
+    start: Start<'conn, C, F>,
+}
+
+/// Where a statement comes from, for what its failure means.
+pub(crate) struct Origin<C: AsyncPoolable> {
+    /// The pool's shared state.
+    pub(crate) cluster: Arc<Cluster<C>>,
+    /// The statement's kind.
+    pub(crate) kind: StatementKind,
+    /// Whether it runs inside a transaction.
+    pub(crate) in_transaction: bool,
+}
+
+impl<C: AsyncPoolable> Origin<C> {
+    fn failed(&self, node: Node, error: diesel::result::Error) -> diesel::result::Error {
+        let core = &self.cluster.core;
+        core.statement_failed(node, self.kind, self.in_transaction, error)
+            .error
+    }
 }
 
 impl<C: AsyncPoolable, F: Future> fmt::Debug for Routed<'_, C, F> {
@@ -66,29 +98,45 @@ impl<C: AsyncPoolable, F: Future> fmt::Debug for Routed<'_, C, F> {
 
 impl<'conn, C: AsyncPoolable, F: Future> Routed<'conn, C, F> {
     /// The statement runs on `node`'s held connection already.
-    pub(crate) fn running(cluster: Arc<Cluster<C>>, node: Node, future: F) -> Self {
+    pub(crate) fn running(origin: Origin<C>, node: Node, future: F) -> Self {
         Routed {
             state: State::Running {
-                cluster,
+                origin,
                 node,
                 future: Box::pin(future),
+                again: None,
             },
         }
     }
 
     /// The statement waits for `route` to give its node and connection, then `start`s on it.
     pub(crate) fn routing(
-        cluster: Arc<Cluster<C>>,
+        origin: Origin<C>,
         route: BoxFuture<'conn, QueryResult<(Node, &'conn mut C)>>,
         start: Start<'conn, C, F>,
     ) -> Self {
         Routed {
             state: State::Routing {
-                cluster,
+                origin,
                 route,
                 start: Some(start),
+                again: None,
             },
         }
+    }
+
+    /// If the statement (a read outside a transaction) fails on a replica because the
+    /// replica's connection failed, it is routed again on `conn` (whose borrow the routing
+    /// future holds) and `start`ed on the node chosen.
+    pub(crate) fn again(
+        mut self,
+        conn: Parked<'conn, AsyncRwConnection<C>>,
+        start: Start<'conn, C, F>,
+    ) -> Self {
+        if let State::Routing { again, .. } = &mut self.state {
+            *again = Some(Again { conn, start });
+        }
+        self
     }
 
     /// Routes and runs in `future`, which handles its errors itself.
@@ -118,9 +166,10 @@ where
         loop {
             match &mut this.state {
                 State::Routing {
-                    cluster,
+                    origin,
                     route,
                     start,
+                    again,
                 } => {
                     let (node, conn) = match route.as_mut().poll(cx) {
                         Poll::Pending => return Poll::Pending,
@@ -131,22 +180,59 @@ where
                         Poll::Ready(Ok(routed)) => routed,
                     };
                     let start = start.take().expect("started once");
+                    let again = again.take();
+                    let origin = Origin {
+                        cluster: origin.cluster.clone(),
+                        ..*origin
+                    };
                     this.state = State::Running {
-                        cluster: cluster.clone(),
+                        origin,
                         node,
                         future: Box::pin(start(conn)),
+                        again,
                     };
                 }
-                State::Running {
-                    cluster,
-                    node,
-                    future,
-                } => {
-                    let result = std::task::ready!(future.as_mut().poll(cx));
-                    if let Err(e) = &result {
-                        node_failed(cluster, *node, e);
+                State::Running { future, .. } => {
+                    let error = match std::task::ready!(future.as_mut().poll(cx)) {
+                        Ok(output) => return Poll::Ready(Ok(output)),
+                        Err(error) => error,
+                    };
+                    let State::Running {
+                        origin,
+                        node,
+                        future,
+                        again,
+                    } = std::mem::replace(&mut this.state, State::Failed(None))
+                    else {
+                        unreachable!("in the Running state")
+                    };
+                    // The failed attempt's future borrowed the connection: dropped before the
+                    // connection is taken back.
+                    drop(future);
+                    let Some(again) = again else {
+                        return Poll::Ready(Err(origin.failed(node, error)));
+                    };
+                    // SAFETY: the reborrow `Parked::new` gave went into the routing future of
+                    // the first attempt (dropped when this state began) and from it the node
+                    // connection into the attempt's future (dropped above); `origin` and the
+                    // error hold none.
+                    #[allow(unsafe_code)]
+                    let conn = unsafe { again.conn.take_back() };
+                    let failure = conn.statement_failed(node, origin.kind, error);
+                    if !failure.retry {
+                        return Poll::Ready(Err(failure.error));
                     }
-                    return Poll::Ready(result);
+                    origin.cluster.core.read_retried();
+                    let kind = origin.kind;
+                    this.state = State::Routing {
+                        origin,
+                        route: Box::pin(async move {
+                            let node = conn.route(kind, String::new).await?;
+                            Ok((node, conn.node_conn(node)))
+                        }),
+                        start: Some(again.start),
+                        again: None,
+                    };
                 }
                 State::Failed(error) => {
                     return Poll::Ready(Err(error.take().expect("Routed polled after completion")))

@@ -435,13 +435,20 @@ impl<C: AsyncPoolable> NodeSource<C> {
 
     /// Gets a connection: from the pool within the node's timeout, or a new one.
     pub(crate) async fn checkout(&self) -> Result<Held<C>, Error> {
-        let failed = |reason: String| Error::Connect {
-            role: self.role,
-            node: self.url.redacted().to_owned(),
-            source: ConnectionError::BadConnection(format!(
-                "no connection within {:?}: {reason}",
-                self.timeout
-            )),
+        let failed = |reason: String| match self.role {
+            Role::Primary => Error::PrimaryUnavailable {
+                timeout: Some(self.timeout),
+                maybe_applied: false,
+                source: reason.into(),
+            },
+            Role::Replica => Error::Connect {
+                role: self.role,
+                node: self.url.redacted().to_owned(),
+                source: ConnectionError::BadConnection(format!(
+                    "no connection within {:?}: {reason}",
+                    self.timeout
+                )),
+            },
         };
         match &self.pool {
             Some(pool) => match C::checkout(pool, self.timeout).await {
@@ -462,11 +469,11 @@ impl<C: AsyncPoolable> NodeSource<C> {
                 };
                 match tokio::time::timeout(self.timeout, connect).await {
                     Ok(Ok(conn)) => Ok(Held::Owned(conn)),
-                    Ok(Err(source)) => Err(Error::Connect {
-                        role: self.role,
-                        node: self.url.redacted().to_owned(),
+                    Ok(Err(source)) => Err(Error::connect_failed(
+                        self.role,
+                        self.url.redacted(),
                         source,
-                    }),
+                    )),
                     Err(_) => Err(failed("connect timed out".into())),
                 }
             }

@@ -6,6 +6,7 @@ use diesel_async::{AsyncConnection, TransactionManager};
 
 use super::connection::AsyncRwConnection;
 use super::node::AsyncPoolable;
+use crate::classify::StatementKind;
 use crate::error::Error;
 use crate::route::Node;
 
@@ -26,13 +27,20 @@ impl<C: AsyncPoolable> TransactionManager<AsyncRwConnection<C>> for AsyncRwTrans
     type TransactionStateData = TransactionManagerStatus;
 
     async fn begin_transaction(conn: &mut AsyncRwConnection<C>) -> QueryResult<()> {
-        let node = match conn.state.transaction {
-            Some(node) => node,
-            None => conn.route_transaction().await?,
+        let Some(node) = conn.state.transaction else {
+            let node = conn.route_transaction().await?;
+            // A BEGIN on a broken connection applies nothing: on the primary, that is
+            // `PrimaryUnavailable`; the node's connections are retired either way.
+            let begun = Inner::<C>::begin_transaction(conn.node_conn(node)).await;
+            return match begun {
+                Ok(()) => {
+                    conn.state.transaction = Some(node);
+                    Ok(())
+                }
+                Err(e) => Err(conn.statement_failed(node, StatementKind::Read, e).error),
+            };
         };
-        Inner::<C>::begin_transaction(conn.node_conn(node)).await?;
-        conn.state.transaction = Some(node);
-        Ok(())
+        Inner::<C>::begin_transaction(conn.node_conn(node)).await
     }
 
     async fn rollback_transaction(conn: &mut AsyncRwConnection<C>) -> QueryResult<()> {

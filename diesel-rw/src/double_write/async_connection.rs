@@ -18,8 +18,8 @@ use futures_util::{Stream, StreamExt};
 use super::async_transaction::AsyncDoubleWriteTransactionManager;
 use super::backend::{row_image, RowImage};
 use super::connection::{
-    connection_lost, differ_counts, entry, first_failed, is_connection_lost, observe, record,
-    record_tx_write, render, same, second_failed, SideConn,
+    connection_lost, differ_counts, entry, first_failed, observe, record, record_tx_write, render,
+    same, second_failed, SideConn,
 };
 use super::context::DoubleWriteContext;
 use super::cursor::RowCheck;
@@ -279,7 +279,9 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
             Err(e) => Err(e),
         };
         if let Err(e) = &result {
-            if matches!(e, Error::SideUnavailable { .. }) || is_connection_lost(&e.to_string()) {
+            if matches!(e, Error::SideUnavailable { .. })
+                || crate::error::is_connection_message(&e.to_string())
+            {
                 self.sides[side.index()].lost = true;
             }
         }

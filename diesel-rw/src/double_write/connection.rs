@@ -12,7 +12,7 @@ use diesel::migration::MigrationConnection;
 use diesel::query_builder::{Query, QueryFragment, QueryId};
 use diesel::query_dsl::UpdateAndFetchResults;
 use diesel::r2d2::R2D2Connection;
-use diesel::result::{ConnectionError, ConnectionResult, DatabaseErrorKind, QueryResult};
+use diesel::result::{ConnectionError, ConnectionResult, QueryResult};
 
 use super::backend::{row_image, DoubleWriteBackend, RowImage};
 use super::context::DoubleWriteContext;
@@ -237,7 +237,8 @@ where
                 .ensure(side)
                 .and_then(|()| self.side_conn(side).ping().map_err(Error::from_diesel));
             if let Err(e) = &result {
-                if is_connection_lost(&e.to_string()) || matches!(e, Error::SideUnavailable { .. })
+                if crate::error::is_connection_message(&e.to_string())
+                    || matches!(e, Error::SideUnavailable { .. })
                 {
                     self.sides[side.index()].lost = true;
                 }
@@ -493,11 +494,7 @@ pub(super) fn observe<C, T>(
 /// statement outside a transaction).
 pub(super) fn connection_lost(error: &diesel::result::Error) -> bool {
     match error {
-        diesel::result::Error::DatabaseError(
-            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-            _,
-        ) => true,
-        diesel::result::Error::DatabaseError(_, info) => is_connection_lost(info.message()),
+        diesel::result::Error::DatabaseError(..) => crate::error::is_connection_error(error),
         diesel::result::Error::QueryBuilderError(inner) => {
             matches!(
                 inner.downcast_ref::<Error>(),
@@ -506,26 +503,6 @@ pub(super) fn connection_lost(error: &diesel::result::Error) -> bool {
         }
         _ => false,
     }
-}
-
-/// Messages of PostgreSQL (libpq) and MySQL/MariaDB client libraries for a lost connection.
-pub(super) fn is_connection_lost(message: &str) -> bool {
-    const LOST: [&str; 12] = [
-        "server closed the connection",
-        "no connection to the server",
-        "terminating connection",
-        "could not receive data from server",
-        "could not send data to server",
-        "connection to server",
-        "server has gone away",
-        "lost connection to",
-        "can't connect to",
-        "broken pipe",
-        "connection reset",
-        "ssl syscall error",
-    ];
-    let message = message.to_ascii_lowercase();
-    LOST.iter().any(|m| message.contains(m))
 }
 
 /// Remembers a write of a two-sided transaction, for the journal should the second side not

@@ -1,6 +1,7 @@
 //! [`RwConnection`]: a diesel connection that routes each statement.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,10 @@ use crate::config::Config;
 use crate::consistency::{Position, WriteToken};
 use crate::error::Error;
 use crate::health::InFlight;
-use crate::route::{Decision, Node, Reason, Role, Route, RouteState, RoutingCore, CAUSAL_POLL};
+use crate::replay::Replay;
+use crate::route::{
+    Decision, Failure, Node, Reason, Role, Route, RouteState, RoutingCore, CAUSAL_POLL,
+};
 
 /// A diesel [`Connection`] over a primary and its replicas that routes each statement.
 ///
@@ -330,46 +334,38 @@ where
         mut f: impl FnMut(&mut C) -> QueryResult<T>,
     ) -> QueryResult<T> {
         let node = self.route(kind, &sql)?;
-        match f(self.node_conn(node)) {
-            Err(e) if self.replica_connection_failed(node, kind, &e) => {
-                self.cluster.core.counters.read_retry();
-                self.cluster.core.metrics.read_retry();
-                let node = self.route(kind, &sql)?;
-                f(self.node_conn(node))
-            }
-            result => result,
+        let failure = match f(self.node_conn(node)) {
+            Ok(value) => return Ok(value),
+            Err(e) => self.statement_failed(node, kind, e),
+        };
+        if !failure.retry {
+            return Err(failure.error);
         }
+        self.core().read_retried();
+        let node = self.route(kind, &sql)?;
+        f(self.node_conn(node)).map_err(|e| self.statement_failed(node, kind, e).error)
     }
 
-    /// After an error on `node`: if it is a replica connection's failure, eject the replica,
-    /// retire its connections and give this one back. Returns whether a read may be retried.
-    pub(crate) fn replica_connection_failed(
+    /// After an error on `node` (see [`RoutingCore::statement_failed`]): a broken connection
+    /// is given back, unless a transaction runs on it (it must fail, not move).
+    pub(crate) fn statement_failed(
         &mut self,
         node: Node,
         kind: StatementKind,
-        error: &diesel::result::Error,
-    ) -> bool {
-        if !crate::error::is_connection_error(error) {
-            return false;
-        }
-        let in_transaction = self.state.transaction == Some(node);
-        let Node::Replica(i) = node else {
-            // The primary's other connections likely broke the same way: make the next
-            // checkout connect anew (and fail fast with PrimaryUnavailable if it is down).
-            if !in_transaction {
-                self.primary = None;
-            }
-            self.cluster.core.health.retire(Node::Primary);
-            return false;
-        };
-        if !in_transaction {
-            self.replicas[i] = None;
-        }
-        self.cluster.core.health.retire_connections(i);
-        self.cluster
+        error: diesel::result::Error,
+    ) -> Failure {
+        let in_transaction = self.state.transaction.is_some();
+        let failure = self
+            .cluster
             .core
-            .replica_failed(i, &Error::Database(clone_error(error)));
-        kind.is_read() && self.state.transaction.is_none()
+            .statement_failed(node, kind, in_transaction, error);
+        if failure.broken && !in_transaction {
+            match node {
+                Node::Primary => self.primary = None,
+                Node::Replica(i) => self.replicas[i] = None,
+            }
+        }
+        failure
     }
 
     /// Reads the primary's position after writes committed (once per burst of writes, just
@@ -587,31 +583,49 @@ where
         // `INSERT ... RETURNING` arrives here: the classification makes it a write.
         let kind = classify_query::<C::Backend, T>(&source);
         let node = self.route(kind, || render::<C::Backend, T>(&source))?;
-        // A failed load cannot be run again (it consumed the query): eject the replica and
-        // retire its connections, so the next statements avoid it.
-        let cluster = &self.cluster;
-        match node {
-            Node::Primary => {
-                let conn = self.primary.as_deref_mut().expect("held");
-                <C as LoadConnection<B>>::load(conn, source).inspect_err(|e| {
-                    if crate::error::is_connection_error(e) {
-                        cluster.core.health.retire(Node::Primary);
-                    }
-                })
+        let retryable =
+            matches!(node, Node::Replica(_)) && kind.is_read() && self.state.transaction.is_none();
+        if !retryable {
+            let in_transaction = self.state.transaction.is_some();
+            let core = &self.cluster.core;
+            let conn = match node {
+                Node::Primary => self.primary.as_deref_mut(),
+                Node::Replica(i) => self.replicas[i].as_mut().map(|s| &mut *s.conn),
             }
-            Node::Replica(i) => {
-                let slot = self.replicas[i].as_mut().expect("held");
-                <C as LoadConnection<B>>::load(&mut *slot.conn, source).inspect_err(|e| {
-                    if crate::error::is_connection_error(e) {
-                        cluster.core.health.retire_connections(i);
-                        cluster
-                            .core
-                            .replica_failed(i, &Error::Database(clone_error(e)));
-                    }
-                })
-            }
+            .expect("diesel-rw: the routed node's connection is held");
+            // A broken connection is retired (its generation): the next statement replaces it.
+            return <C as LoadConnection<B>>::load(conn, source)
+                .map_err(|e| core.statement_failed(node, kind, in_transaction, e).error);
         }
+        // A read on a replica may run again on another node if the replica's connection fails
+        // under it: `load` consumes its statement, so both attempts share it.
+        let query = Replay(Arc::new(source));
+        let first = crate::replay::attempt::<_, CursorOf<'query, C, B>, _>(self, |this| {
+            <C as LoadConnection<B>>::load(this.node_conn(node), query.clone())
+        });
+        let (error, this) = match first {
+            Ok(cursor) => return Ok(cursor),
+            Err(failed) => failed,
+        };
+        let failure = this.statement_failed(node, kind, error);
+        if !failure.retry {
+            return Err(failure.error);
+        }
+        this.core().read_retried();
+        let node = this.route(kind, || render::<C::Backend, T>(&*query.0))?;
+        let cluster = this.cluster.clone();
+        <C as LoadConnection<B>>::load(this.node_conn(node), query)
+            .map_err(|e| cluster.core.statement_failed(node, kind, false, e).error)
     }
+}
+
+/// The cursor of `C`'s `load` for statements living for `'query`, borrowing `C` for any `'a`.
+struct CursorOf<'query, C, B>(PhantomData<&'query ()>, PhantomData<fn() -> (C, B)>);
+
+impl<'query, B, C: LoadConnection<B> + 'static> crate::replay::Borrowing
+    for CursorOf<'query, C, B>
+{
+    type Of<'a> = <C as LoadConnection<B>>::Cursor<'a, 'query>;
 }
 
 impl<C> R2D2Connection for RwConnection<C>
@@ -701,9 +715,4 @@ impl<C: R2D2Connection + 'static> RwConnection<C> {
     pub fn last_role(&self) -> Option<Role> {
         self.last_route.map(|r| r.role())
     }
-}
-
-/// A copy of a diesel error for the ejection log (diesel's error is not `Clone`).
-fn clone_error(error: &diesel::result::Error) -> diesel::result::Error {
-    diesel::result::Error::QueryBuilderError(error.to_string().into())
 }

@@ -193,8 +193,9 @@ impl<C: R2D2Connection + 'static> NodeSource<C> {
     fn checkout_error(&self, source: r2d2::Error) -> Error {
         match self.role {
             Role::Primary => Error::PrimaryUnavailable {
-                timeout: self.timeout,
-                source,
+                timeout: Some(self.timeout),
+                maybe_applied: false,
+                source: Box::new(source),
             },
             Role::Replica => Error::Checkout {
                 role: self.role,
@@ -229,12 +230,9 @@ impl<C: R2D2Connection + 'static> NodeSource<C> {
                 Ok(Held::Pooled(conn))
             }
             SourceKind::Direct => {
-                let mut conn =
-                    C::establish(self.url.expose()).map_err(|source| Error::Connect {
-                        role: self.role,
-                        node: self.url.redacted().to_owned(),
-                        source,
-                    })?;
+                let mut conn = C::establish(self.url.expose()).map_err(|source| {
+                    Error::connect_failed(self.role, self.url.redacted(), source)
+                })?;
                 if self.role == Role::Replica {
                     conn.batch_execute(<C::Backend as RwBackend>::READ_ONLY_SESSION)?;
                 }

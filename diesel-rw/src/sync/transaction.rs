@@ -6,6 +6,7 @@ use diesel::result::QueryResult;
 
 use super::connection::RwConnection;
 use crate::backend::RwBackend;
+use crate::classify::StatementKind;
 use crate::error::Error;
 use crate::route::Node;
 
@@ -26,13 +27,20 @@ where
     type TransactionStateData = TransactionManagerStatus;
 
     fn begin_transaction(conn: &mut RwConnection<C>) -> QueryResult<()> {
-        let node = match conn.state.transaction {
-            Some(node) => node,
-            None => conn.route_transaction()?,
+        let Some(node) = conn.state.transaction else {
+            let node = conn.route_transaction()?;
+            // A BEGIN on a broken connection applies nothing: on the primary, that is
+            // `PrimaryUnavailable`; the node's connections are retired either way.
+            let begun = C::TransactionManager::begin_transaction(conn.node_conn(node));
+            return match begun {
+                Ok(()) => {
+                    conn.state.transaction = Some(node);
+                    Ok(())
+                }
+                Err(e) => Err(conn.statement_failed(node, StatementKind::Read, e).error),
+            };
         };
-        C::TransactionManager::begin_transaction(conn.node_conn(node))?;
-        conn.state.transaction = Some(node);
-        Ok(())
+        C::TransactionManager::begin_transaction(conn.node_conn(node))
     }
 
     fn rollback_transaction(conn: &mut RwConnection<C>) -> QueryResult<()> {
