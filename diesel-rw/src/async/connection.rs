@@ -751,7 +751,10 @@ impl<C: AsyncPoolable> AsyncConnectionCore for AsyncRwConnection<C> {
         // statement that cannot be collected without a connection (a PostgreSQL custom type)
         // is not retried.
         let kind = classify_query::<C::Backend, T::Query>(&query);
-        if kind.is_read() && self.state.transaction.is_none() {
+        if <C::Backend as RwBackend>::CONNECTIONS_CAN_BREAK
+            && kind.is_read()
+            && self.state.transaction.is_none()
+        {
             if let Ok(owned) = <C::Backend as Collect>::collect(&query) {
                 return self.load_read(kind, owned);
             }
@@ -775,7 +778,10 @@ impl<C: AsyncPoolable> AsyncConnectionCore for AsyncRwConnection<C> {
         // statement that cannot be collected without a connection (a PostgreSQL custom type)
         // is not retried.
         let kind = classify_query::<C::Backend, T>(&source);
-        if kind.is_read() && self.state.transaction.is_none() {
+        if <C::Backend as RwBackend>::CONNECTIONS_CAN_BREAK
+            && kind.is_read()
+            && self.state.transaction.is_none()
+        {
             if let Ok(owned) = <C::Backend as Collect>::collect(&source) {
                 return Routed::boxed(Box::pin(self.execute_read(kind, owned)));
             }

@@ -48,6 +48,12 @@ pub trait RwBackend: Backend<QueryBuilder: Default> + Default {
     /// replica connection, so that a write that reached a replica by mistake would fail there.
     const READ_ONLY_SESSION: &'static str;
 
+    /// Whether a statement can fail because its connection to a server broke (the server went
+    /// away), so that a read outside a transaction is prepared to run a second time on another
+    /// node. `false` for SQLite, which runs in process: its reads skip that preparation (a
+    /// shared copy of the statement for `load`), which is measurable at its speed.
+    const CONNECTIONS_CAN_BREAK: bool = true;
+
     /// Checks a connection URL before it is used, with a message that says what is wrong.
     fn check_url(url: &NodeUrl) -> Result<(), Error>;
 

@@ -10,6 +10,7 @@ use crate::url::NodeUrl;
 impl RwBackend for Sqlite {
     const NAME: &'static str = "SQLite";
     const READ_ONLY_SESSION: &'static str = "PRAGMA query_only = ON";
+    const CONNECTIONS_CAN_BREAK: bool = false;
 
     query_text_impl!();
 

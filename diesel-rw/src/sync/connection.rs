@@ -583,8 +583,10 @@ where
         // `INSERT ... RETURNING` arrives here: the classification makes it a write.
         let kind = classify_query::<C::Backend, T>(&source);
         let node = self.route(kind, || render::<C::Backend, T>(&source))?;
-        let retryable =
-            matches!(node, Node::Replica(_)) && kind.is_read() && self.state.transaction.is_none();
+        let retryable = <C::Backend as RwBackend>::CONNECTIONS_CAN_BREAK
+            && matches!(node, Node::Replica(_))
+            && kind.is_read()
+            && self.state.transaction.is_none();
         if !retryable {
             let in_transaction = self.state.transaction.is_some();
             let core = &self.cluster.core;
