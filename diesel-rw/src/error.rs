@@ -60,9 +60,9 @@ pub enum Error {
     /// fast as the timeout allows while the primary stays down. Reads keep going to replicas.
     #[error("{}", primary_unavailable_message(*timeout, *maybe_applied, &**source))]
     PrimaryUnavailable {
-        /// How long the checkout waited for a connection from the pool; `None` when nothing
-        /// waited: a direct connection attempt failed, or the connection broke under the
-        /// statement.
+        /// The timeout of the checkout that found no connection (it returns sooner when the
+        /// server refuses outright); `None` when no pool was asked: a direct connection
+        /// attempt failed, or the connection broke under the statement.
         timeout: Option<Duration>,
         /// Whether a write was in flight when its connection broke: the primary may have
         /// applied it before it went away, so check before running it again. `false`: nothing
@@ -263,8 +263,8 @@ fn primary_unavailable_message(
 ) -> String {
     match (timeout, maybe_applied) {
         (Some(timeout), _) => format!(
-            "primary unavailable: no connection within {timeout:?}: {source}; nothing was sent, \
-             run it again when the primary is back"
+            "primary unavailable: no connection (checkout timeout {timeout:?}): {source}; \
+             nothing was sent, run it again when the primary is back"
         ),
         (None, false) => format!(
             "primary unavailable: {source}; nothing was applied, run it again when the primary \

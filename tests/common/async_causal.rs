@@ -495,7 +495,9 @@ macro_rules! async_causal_suite {
                     took < Duration::from_millis(2000),
                     "failed within the timeout: {took:?}"
                 );
-                match Error::from_diesel(err) {
+                let err = Error::from_diesel(err);
+                eprintln!("write {attempt} after {took:?}: {err}");
+                match err {
                     Error::PrimaryUnavailable {
                         timeout: Some(t),
                         maybe_applied: false,

@@ -412,7 +412,9 @@ macro_rules! causal_suite {
                     .unwrap_err();
                 let took = start.elapsed();
                 assert!(took < Duration::from_millis(2000), "failed within the timeout: {took:?}");
-                match Error::from_diesel(err) {
+                let err = Error::from_diesel(err);
+                eprintln!("write {attempt} after {took:?}: {err}");
+                match err {
                     Error::PrimaryUnavailable { timeout: Some(t), maybe_applied: false, .. } => {
                         assert_eq!(t, Duration::from_millis(500));
                     }
