@@ -261,6 +261,12 @@ fn primary_unavailable_message(
     maybe_applied: bool,
     source: &(dyn std::error::Error + Send + Sync),
 ) -> String {
+    // libpq's messages span lines ("...unexpectedly\n\tThis probably means..."): one line.
+    let source = source
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     match (timeout, maybe_applied) {
         (Some(timeout), _) => format!(
             "primary unavailable: no connection (checkout timeout {timeout:?}): {source}; \
@@ -363,6 +369,29 @@ mod tests {
         ] {
             assert!(is_connection_error(&db(kind, message)), "{message}");
         }
+    }
+
+    #[test]
+    fn primary_unavailable_says_whether_a_write_may_have_applied() {
+        use super::Error;
+        let broke = Error::PrimaryUnavailable {
+            timeout: None,
+            maybe_applied: true,
+            source: "server closed the connection unexpectedly\n\tThis probably means".into(),
+        };
+        assert_eq!(
+            broke.to_string(),
+            "primary unavailable: the connection broke while a write was in flight: server \
+             closed the connection unexpectedly This probably means; the primary may have \
+             applied it before it went away: check before running it again"
+        );
+        let down = Error::PrimaryUnavailable {
+            timeout: Some(std::time::Duration::from_millis(500)),
+            maybe_applied: false,
+            source: "Connection refused".into(),
+        };
+        assert!(down.to_string().contains("checkout timeout 500ms"));
+        assert!(down.to_string().contains("nothing was sent"));
     }
 
     #[test]
