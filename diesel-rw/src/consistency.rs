@@ -163,6 +163,9 @@ impl WriteToken {
 /// The writes a connection has made, as far as stickiness needs to know.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Sticky {
+    /// Whether this connection has written (or adopted a write).
+    written: bool,
+    /// When, if the consistency is `Window` (the only one that needs the clock).
     last_write: Option<Instant>,
     token: Option<WriteToken>,
     /// A write whose position is not known yet (recorded when the write is routed; its position
@@ -171,9 +174,12 @@ pub(crate) struct Sticky {
 }
 
 impl Sticky {
-    /// Records a write now.
-    pub(crate) fn record_write(&mut self) {
-        self.last_write = Some(Instant::now());
+    /// Records a write now. Reads the clock only for `Window`.
+    pub(crate) fn record_write(&mut self, consistency: Consistency) {
+        self.written = true;
+        if let Consistency::Window(_) = consistency {
+            self.last_write = Some(Instant::now());
+        }
         self.pending = true;
     }
 
@@ -191,6 +197,7 @@ impl Sticky {
 
     /// Starts from another connection's write.
     pub(crate) fn adopt(&mut self, token: WriteToken) {
+        self.written = true;
         self.last_write = Some(Instant::now());
         self.pending = false;
         self.token = Some(token);
@@ -208,19 +215,22 @@ impl Sticky {
 
     /// Whether this connection has written.
     pub(crate) fn has_written(&self) -> bool {
-        self.last_write.is_some()
+        self.written
     }
 
     /// Whether reads must stay on the primary now. Reads the clock only in `Window` mode after
     /// a write.
     pub(crate) fn is_sticky(&self, consistency: Consistency) -> bool {
-        match (consistency, self.last_write) {
-            (_, None) | (Consistency::Off, _) => false,
-            (Consistency::UnitOfWork, Some(_)) => true,
-            (Consistency::Window(window), Some(at)) => at.elapsed() < window,
+        if !self.written {
+            return false;
+        }
+        match consistency {
+            Consistency::Off => false,
+            Consistency::UnitOfWork => true,
+            Consistency::Window(window) => self.last_write.is_some_and(|at| at.elapsed() < window),
             // With a token, reads may go to a replica that has reached it (decided by the
             // caller); without one (position unknown), they stay on the primary.
-            (Consistency::Causal, Some(_)) => self.token.is_none() || self.pending,
+            Consistency::Causal => self.token.is_none() || self.pending,
         }
     }
 }
@@ -257,12 +267,12 @@ mod tests {
     fn causal_sticks_until_the_position_is_known() {
         let mut s = Sticky::default();
         assert!(!s.is_sticky(Consistency::Causal));
-        s.record_write();
+        s.record_write(Consistency::Causal);
         assert!(s.is_sticky(Consistency::Causal), "position not read yet");
         s.record_position(Some(Position::Lsn(10)));
         assert!(!s.is_sticky(Consistency::Causal));
         assert_eq!(s.token().unwrap().position(), &Position::Lsn(10));
-        s.record_write();
+        s.record_write(Consistency::Causal);
         s.record_position(None);
         assert!(
             s.is_sticky(Consistency::Causal),
@@ -274,7 +284,7 @@ mod tests {
     fn window_expires() {
         let mut s = Sticky::default();
         assert!(!s.is_sticky(Consistency::Window(Duration::from_millis(20))));
-        s.record_write();
+        s.record_write(Consistency::Window(Duration::from_millis(20)));
         assert!(s.is_sticky(Consistency::Window(Duration::from_millis(20))));
         std::thread::sleep(Duration::from_millis(30));
         assert!(!s.is_sticky(Consistency::Window(Duration::from_millis(20))));

@@ -608,7 +608,10 @@ mod tests {
     #[test]
     fn sticky_after_write_then_off_does_not_stick() {
         let mut s = RouteState::default();
-        s.sticky.record_write();
+        // A pool has one consistency; a write recorded under `Window` (with its time) serves
+        // all three here.
+        s.sticky
+            .record_write(Consistency::Window(Duration::from_secs(60)));
         assert_eq!(
             s.decide(read(), Consistency::UnitOfWork, never).unwrap(),
             Decision::Node(Node::Primary, Reason::Sticky)
@@ -638,7 +641,7 @@ mod tests {
             s.capture_due(Consistency::Causal, Some(queries)).is_none(),
             "no write"
         );
-        s.sticky.record_write();
+        s.sticky.record_write(Consistency::UnitOfWork);
         assert!(s.capture_due(Consistency::Causal, Some(queries)).is_some());
         s.position_captured(&queries, Some("0/10".into()));
         assert!(
@@ -690,7 +693,7 @@ mod tests {
             s.transaction_decision(Consistency::UnitOfWork),
             Decision::AnyReplica(Reason::Explicit)
         );
-        s.sticky.record_write();
+        s.sticky.record_write(Consistency::UnitOfWork);
         assert_eq!(
             s.transaction_decision(Consistency::UnitOfWork),
             Decision::Node(Node::Primary, Reason::Sticky)

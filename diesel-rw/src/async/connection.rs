@@ -74,7 +74,9 @@ pub struct AsyncRwConnection<C: AsyncPoolable> {
     pub(crate) state: RouteState,
     idle_status: TransactionManagerStatus,
     last_route: Option<Route>,
-    instrumentation: Option<Box<dyn Instrumentation>>,
+    /// `None` until asked for: the default instrumentation is looked up then, not at every
+    /// checkout.
+    instrumentation: Option<Option<Box<dyn Instrumentation>>>,
     cache_size: Option<CacheSize>,
 }
 
@@ -130,7 +132,7 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
             state: RouteState::default(),
             idle_status: TransactionManagerStatus::default(),
             last_route: None,
-            instrumentation: diesel::connection::get_default_instrumentation(),
+            instrumentation: None,
             cache_size: None,
         }
     }
@@ -196,7 +198,9 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
             )));
         }
         self.ensure(Node::Primary).await?;
-        self.state.sticky.record_write();
+        self.state
+            .sticky
+            .record_write(self.cluster.core.consistency);
         self.record(Route {
             node: Node::Primary,
             reason: Reason::Explicit,
@@ -341,7 +345,9 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
     /// A statement of kind `kind` goes `route`: a write makes the connection sticky.
     fn routed(&mut self, kind: StatementKind, route: Route) {
         if kind.is_write() {
-            self.state.sticky.record_write();
+            self.state
+                .sticky
+                .record_write(self.cluster.core.consistency);
         }
         self.record(route);
     }
@@ -834,11 +840,12 @@ impl<C: AsyncPoolable> AsyncConnection for AsyncRwConnection<C> {
     }
 
     fn instrumentation(&mut self) -> &mut dyn Instrumentation {
-        &mut self.instrumentation
+        self.instrumentation
+            .get_or_insert_with(diesel::connection::get_default_instrumentation)
     }
 
     fn set_instrumentation(&mut self, instrumentation: impl Instrumentation) {
-        self.instrumentation = Some(Box::new(instrumentation));
+        self.instrumentation = Some(Some(Box::new(instrumentation)));
     }
 
     fn set_prepared_statement_cache_size(&mut self, size: CacheSize) {

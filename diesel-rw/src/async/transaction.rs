@@ -89,7 +89,9 @@ fn after_step<C: AsyncPoolable>(conn: &mut AsyncRwConnection<C>, node: Node, com
     if ended {
         conn.state.transaction = None;
         if committed && node == Node::Primary && conn.state.sticky.has_written() {
-            conn.state.sticky.record_write();
+            conn.state
+                .sticky
+                .record_write(conn.cluster.core.consistency);
         }
     }
 }

@@ -77,7 +77,9 @@ pub struct RwConnection<C: R2D2Connection + 'static> {
     pub(crate) state: RouteState,
     idle_status: TransactionManagerStatus,
     last_route: Option<Route>,
-    instrumentation: Option<Box<dyn Instrumentation>>,
+    /// `None` until asked for: the default instrumentation is looked up then, not at every
+    /// checkout.
+    instrumentation: Option<Option<Box<dyn Instrumentation>>>,
     cache_size: Option<CacheSize>,
 }
 
@@ -153,7 +155,9 @@ where
             )));
         }
         self.ensure(Node::Primary)?;
-        self.state.sticky.record_write();
+        self.state
+            .sticky
+            .record_write(self.cluster.core.consistency);
         self.record(Route {
             node: Node::Primary,
             reason: Reason::Explicit,
@@ -201,7 +205,9 @@ where
         let decision = self.state.decide(kind, self.core().consistency, sql)?;
         let route = self.resolve(decision)?;
         if kind.is_write() {
-            self.state.sticky.record_write();
+            self.state
+                .sticky
+                .record_write(self.cluster.core.consistency);
         }
         self.record(route);
         Ok(route.node)
@@ -540,11 +546,12 @@ where
     }
 
     fn instrumentation(&mut self) -> &mut dyn Instrumentation {
-        &mut self.instrumentation
+        self.instrumentation
+            .get_or_insert_with(diesel::connection::get_default_instrumentation)
     }
 
     fn set_instrumentation(&mut self, instrumentation: impl Instrumentation) {
-        self.instrumentation = Some(Box::new(instrumentation));
+        self.instrumentation = Some(Some(Box::new(instrumentation)));
     }
 
     fn set_prepared_statement_cache_size(&mut self, size: CacheSize) {
@@ -696,7 +703,7 @@ impl<C: R2D2Connection + 'static> RwConnection<C> {
             state: RouteState::default(),
             idle_status: TransactionManagerStatus::default(),
             last_route: None,
-            instrumentation: diesel::connection::get_default_instrumentation(),
+            instrumentation: None,
             cache_size: None,
         }
     }
