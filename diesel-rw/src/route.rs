@@ -7,7 +7,7 @@
 //!    route (`pool.replica()`, `#[read_only]`) rejects writes before they are sent.
 //! 2. **Transaction**: every statement goes to the connection that began the open transaction.
 //! 3. **Write** statements go to the primary.
-//! 4. **Sticky**: reads after a write go to the primary, per [`Consistency`](crate::Consistency).
+//! 4. **Sticky**: reads after a write go to the primary, per [`Consistency`].
 //! 5. **Policy**: a replica chosen by the [`Policy`](crate::Policy), skipping ejected ones; none
 //!    left, the [`Fallback`].
 //!

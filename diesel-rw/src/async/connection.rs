@@ -844,6 +844,11 @@ impl<C: AsyncPoolable> AsyncConnection for AsyncRwConnection<C> {
             .get_or_insert_with(diesel::connection::get_default_instrumentation)
     }
 
+    /// Sets the instrumentation of this routing connection itself. Queries run on the node
+    /// connections, which keep their own: diesel's default instrumentation, taken when each
+    /// connects. To see every query a pool runs, set that default
+    /// ([`diesel::connection::set_default_instrumentation`]) before the pool connects; an
+    /// instrumentation set here does not receive the nodes' query events.
     fn set_instrumentation(&mut self, instrumentation: impl Instrumentation) {
         self.instrumentation = Some(Some(Box::new(instrumentation)));
     }
