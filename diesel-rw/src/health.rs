@@ -100,9 +100,13 @@ impl Health {
         (self.epoch.elapsed().as_nanos() as u64).max(1)
     }
 
-    /// Ejects replica `i` for one cooldown. Returns true if it was up before.
+    /// Ejects replica `i` for one cooldown. Returns true if it was up before. Its last known
+    /// replayed position is forgotten: a replica that went away may come back behind it (a
+    /// restarted standby replays again from its last restartpoint), and `Causal` must not trust
+    /// it until it is sampled again.
     pub(crate) fn eject(&self, i: usize) -> bool {
         let r = &self.replicas[i];
+        self.forget_replayed(i);
         r.failures.fetch_add(1, Ordering::Relaxed);
         let until = self.now_nanos() + self.cooldown.as_nanos() as u64;
         r.ejected_until.swap(until, Ordering::AcqRel) == 0
@@ -124,8 +128,10 @@ impl Health {
         until != 0 && self.now_nanos() < until
     }
 
-    /// Counts a failure of replica `i` without ejecting it; returns the streak.
+    /// Counts a failure of replica `i` without ejecting it; returns the streak. Its last known
+    /// replayed position is forgotten, as on [`Self::eject`].
     pub(crate) fn count_failure(&self, i: usize) -> u32 {
+        self.forget_replayed(i);
         self.replicas[i].failures.fetch_add(1, Ordering::Relaxed) + 1
     }
 
@@ -159,6 +165,14 @@ impl Health {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .is_some_and(|p| p.has_reached(target))
+    }
+
+    /// Forgets replica `i`'s replayed position: unknown until the next sample or check.
+    fn forget_replayed(&self, i: usize) {
+        *self.replicas[i]
+            .replayed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Notes a fresher replayed position of replica `i` (from an active check).
@@ -413,6 +427,27 @@ mod tests {
             "ejected after eject_after failures"
         );
         assert!(!LagMonitor::due(&core, 0), "not probed while ejected");
+    }
+
+    #[test]
+    fn a_replica_that_failed_is_not_trusted_with_its_old_position() {
+        let h = Health::new([1, 1], Duration::from_millis(30));
+        let at = |n| Position::Lsn(n);
+        for i in 0..2 {
+            h.record_sample(i, at(100), 0, Duration::ZERO, false);
+            assert!(h.has_reached(i, &at(90)));
+        }
+        // A statement's connection failure ejects replica 0; a failed probe counts against 1.
+        h.eject(0);
+        h.count_failure(1);
+        for i in 0..2 {
+            assert!(
+                !h.has_reached(i, &at(90)),
+                "replica {i} may have restarted behind"
+            );
+        }
+        h.record_sample(0, at(95), 0, Duration::ZERO, false);
+        assert!(h.has_reached(0, &at(90)));
     }
 
     #[test]
