@@ -71,6 +71,7 @@ mod consistency;
 pub mod double_write;
 mod error;
 mod health;
+mod instrument;
 mod metrics;
 mod policy;
 mod replay;

@@ -595,6 +595,50 @@ macro_rules! routing_suite {
             assert!(Error::from_diesel(err).is_write_on_read_route());
         }
 
+        /// An instrumentation set on the routing connection sees the queries of the node
+        /// connections it holds (a read on the replica, a write on the primary), and nothing of
+        /// them once they are back in their pools.
+        #[test]
+        fn instrumentation_sees_node_queries_while_held() {
+            use diesel::connection::InstrumentationEvent;
+            let bed = bed!("instrumentation_sees_node_queries_while_held");
+            // One connection per node: the second checkout gets the same connections back.
+            let pool = RwPool::<Conn>::builder()
+                .primary(&bed.primary)
+                .replica(&bed.replica)
+                .max_size(1)
+                .replica_max_size(1)
+                .build()
+                .unwrap();
+            let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+            let record = seen.clone();
+            let mut conn = pool.get().unwrap();
+            conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+                if let InstrumentationEvent::StartQuery { query, .. } = event {
+                    record.lock().unwrap().push(query.to_string());
+                }
+            });
+            assert_eq!(served_by(&mut conn), bed.replica_id);
+            insert(&mut conn, &bed.tag).unwrap();
+            assert_eq!(route(&conn).node, Node::Primary);
+            let queries = seen.lock().unwrap().clone();
+            assert!(
+                queries.iter().any(|q| q.contains(backend::IDENTITY)),
+                "{queries:?}"
+            );
+            assert!(queries.iter().any(|q| q.contains("INSERT")), "{queries:?}");
+            drop(conn);
+            let before = seen.lock().unwrap().len();
+            let mut other = pool.get().unwrap();
+            assert_eq!(served_by(&mut other), bed.replica_id);
+            insert(&mut other, &bed.tag).unwrap();
+            assert_eq!(
+                seen.lock().unwrap().len(),
+                before,
+                "given back, they forward nothing"
+            );
+        }
+
         #[test]
         fn begin_test_transaction_runs_on_primary_and_never_commits() {
             let bed = bed!("begin_test_transaction_runs_on_primary_and_never_commits");

@@ -26,6 +26,7 @@ use crate::config::Config;
 use crate::consistency::{Position, WriteToken};
 use crate::error::Error;
 use crate::health::InFlight;
+use crate::instrument::{Forward, Leased, Shared};
 use crate::replay::Parked;
 use crate::route::{
     Decision, Failure, Node, Reason, Role, Route, RouteState, RoutingCore, CAUSAL_POLL,
@@ -67,7 +68,7 @@ use crate::route::{
 /// ```
 pub struct AsyncRwConnection<C: AsyncPoolable> {
     pub(crate) cluster: Arc<Cluster<C>>,
-    primary: Option<Held<C>>,
+    primary: Option<Leased<Held<C>>>,
     /// The primary's connection generation when `primary` was checked out.
     primary_generation: u64,
     replicas: Vec<Option<ReplicaSlot<C>>>,
@@ -77,12 +78,14 @@ pub struct AsyncRwConnection<C: AsyncPoolable> {
     /// `None` until asked for: the default instrumentation is looked up then, not at every
     /// checkout.
     instrumentation: Option<Option<Box<dyn Instrumentation>>>,
+    /// The instrumentation set on this connection, which its node connections forward to.
+    instrumented: Option<Shared>,
     cache_size: Option<CacheSize>,
 }
 
 /// A held replica connection, counted as in flight while held.
 struct ReplicaSlot<C: AsyncPoolable> {
-    conn: Held<C>,
+    conn: Leased<Held<C>>,
     /// The replica's connection generation when this was checked out.
     generation: u64,
     _in_flight: InFlight,
@@ -133,6 +136,7 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
             idle_status: TransactionManagerStatus::default(),
             last_route: None,
             instrumentation: None,
+            instrumented: None,
             cache_size: None,
         }
     }
@@ -594,7 +598,7 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
                     if let Some(size) = self.cache_size {
                         conn.set_prepared_statement_cache_size(size);
                     }
-                    self.primary = Some(conn);
+                    self.primary = Some(Leased::new(conn, self.instrumented.as_ref(), install));
                 }
             }
             Node::Replica(i) => {
@@ -610,7 +614,7 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
                         conn.set_prepared_statement_cache_size(size);
                     }
                     self.replicas[i] = Some(ReplicaSlot {
-                        conn,
+                        conn: Leased::new(conn, self.instrumented.as_ref(), install),
                         generation,
                         _in_flight: cluster.core.health.enter(i),
                     });
@@ -844,13 +848,20 @@ impl<C: AsyncPoolable> AsyncConnection for AsyncRwConnection<C> {
             .get_or_insert_with(diesel::connection::get_default_instrumentation)
     }
 
-    /// Sets the instrumentation of this routing connection itself. Queries run on the node
-    /// connections, which keep their own: diesel's default instrumentation, taken when each
-    /// connects. To see every query a pool runs, set that default
-    /// ([`diesel::connection::set_default_instrumentation`]) before the pool connects; an
-    /// instrumentation set here does not receive the nodes' query events.
+    /// Sets this connection's instrumentation. Statements run on the node connections: each
+    /// node connection this connection holds forwards its events (queries, transactions) to
+    /// it, and stops when it goes back to its pool, where it reports to diesel's default
+    /// instrumentation again.
     fn set_instrumentation(&mut self, instrumentation: impl Instrumentation) {
-        self.instrumentation = Some(Some(Box::new(instrumentation)));
+        let shared = Shared::new(instrumentation);
+        if let Some(primary) = &mut self.primary {
+            primary.forward_to(&shared, install);
+        }
+        for slot in self.replicas.iter_mut().flatten() {
+            slot.conn.forward_to(&shared, install);
+        }
+        self.instrumentation = Some(Some(Box::new(shared.clone())));
+        self.instrumented = Some(shared);
     }
 
     fn set_prepared_statement_cache_size(&mut self, size: CacheSize) {
@@ -867,8 +878,8 @@ impl<C: AsyncPoolable> AsyncConnection for AsyncRwConnection<C> {
 impl<C: AsyncPoolable> Drop for AsyncRwConnection<C> {
     fn drop(&mut self) {
         match self.state.transaction.take() {
-            Some(Node::Primary) => self.primary.take().map(Held::discard),
-            Some(Node::Replica(i)) => self.replicas[i].take().map(|s| s.conn.discard()),
+            Some(Node::Primary) => self.primary.take().map(|p| p.conn.discard()),
+            Some(Node::Replica(i)) => self.replicas[i].take().map(|s| s.conn.conn.discard()),
             None => None,
         };
     }
@@ -905,4 +916,9 @@ impl<C: AsyncPoolable> PoolableConnection for AsyncRwConnection<C> {
     fn is_broken(&mut self) -> bool {
         <AsyncRwTransactionManager as diesel_async::TransactionManager<Self>>::is_broken_transaction_manager(self)
     }
+}
+
+/// Makes a node connection forward its events to the routing connection's instrumentation.
+fn install<C: AsyncPoolable>(conn: &mut Held<C>, forward: Forward) {
+    conn.set_instrumentation(forward);
 }

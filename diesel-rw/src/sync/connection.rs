@@ -25,6 +25,7 @@ use crate::config::Config;
 use crate::consistency::{Position, WriteToken};
 use crate::error::Error;
 use crate::health::InFlight;
+use crate::instrument::{Forward, Leased, Shared};
 use crate::replay::Replay;
 use crate::route::{
     Decision, Failure, Node, Reason, Role, Route, RouteState, RoutingCore, CAUSAL_POLL,
@@ -70,7 +71,7 @@ use crate::route::{
 /// ```
 pub struct RwConnection<C: R2D2Connection + 'static> {
     pub(crate) cluster: Arc<Cluster<C>>,
-    primary: Option<Held<C>>,
+    primary: Option<Leased<Held<C>>>,
     /// The primary's connection generation when `primary` was checked out.
     primary_generation: u64,
     replicas: Vec<Option<ReplicaSlot<C>>>,
@@ -80,12 +81,14 @@ pub struct RwConnection<C: R2D2Connection + 'static> {
     /// `None` until asked for: the default instrumentation is looked up then, not at every
     /// checkout.
     instrumentation: Option<Option<Box<dyn Instrumentation>>>,
+    /// The instrumentation set on this connection, which its node connections forward to.
+    instrumented: Option<Shared>,
     cache_size: Option<CacheSize>,
 }
 
 /// A held replica connection, counted as in flight while held.
 struct ReplicaSlot<C: R2D2Connection + 'static> {
-    conn: Held<C>,
+    conn: Leased<Held<C>>,
     /// The replica's connection generation when this was checked out.
     generation: u64,
     _in_flight: InFlight,
@@ -282,7 +285,7 @@ where
                     if let Some(size) = self.cache_size {
                         conn.set_prepared_statement_cache_size(size);
                     }
-                    self.primary = Some(conn);
+                    self.primary = Some(Leased::new(conn, self.instrumented.as_ref(), install));
                 }
             }
             Node::Replica(i) => {
@@ -305,7 +308,7 @@ where
                         conn.set_prepared_statement_cache_size(size);
                     }
                     self.replicas[i] = Some(ReplicaSlot {
-                        conn,
+                        conn: Leased::new(conn, self.instrumented.as_ref(), install),
                         generation,
                         _in_flight: self.cluster.core.health.enter(i),
                     });
@@ -550,13 +553,20 @@ where
             .get_or_insert_with(diesel::connection::get_default_instrumentation)
     }
 
-    /// Sets the instrumentation of this routing connection itself. Queries run on the node
-    /// connections, which keep their own: diesel's default instrumentation, taken when each
-    /// connects. To see every query a pool runs, set that default
-    /// ([`diesel::connection::set_default_instrumentation`]) before the pool connects; an
-    /// instrumentation set here does not receive the nodes' query events.
+    /// Sets this connection's instrumentation. Statements run on the node connections: each
+    /// node connection this connection holds forwards its events (queries, transactions) to
+    /// it, and stops when it goes back to its pool, where it reports to diesel's default
+    /// instrumentation again.
     fn set_instrumentation(&mut self, instrumentation: impl Instrumentation) {
-        self.instrumentation = Some(Some(Box::new(instrumentation)));
+        let shared = Shared::new(instrumentation);
+        if let Some(primary) = &mut self.primary {
+            primary.forward_to(&shared, install);
+        }
+        for slot in self.replicas.iter_mut().flatten() {
+            slot.conn.forward_to(&shared, install);
+        }
+        self.instrumentation = Some(Some(Box::new(shared.clone())));
+        self.instrumented = Some(shared);
     }
 
     fn set_prepared_statement_cache_size(&mut self, size: CacheSize) {
@@ -709,6 +719,7 @@ impl<C: R2D2Connection + 'static> RwConnection<C> {
             idle_status: TransactionManagerStatus::default(),
             last_route: None,
             instrumentation: None,
+            instrumented: None,
             cache_size: None,
         }
     }
@@ -729,4 +740,9 @@ impl<C: R2D2Connection + 'static> RwConnection<C> {
     pub fn last_role(&self) -> Option<Role> {
         self.last_route.map(|r| r.role())
     }
+}
+
+/// Makes a node connection forward its events to the routing connection's instrumentation.
+fn install<C: R2D2Connection + 'static>(conn: &mut Held<C>, forward: Forward) {
+    conn.set_instrumentation(forward);
 }
