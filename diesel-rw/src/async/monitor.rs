@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use diesel::result::ConnectionError;
 
-use super::node::{establish_read_only, AsyncPoolable, NodeSource};
+use super::node::{establish_session, AsyncPoolable, NodeSource};
 use super::pool::Cluster;
 use crate::backend::{PositionQueries, RwBackend};
 use crate::consistency::Position;
@@ -157,7 +157,7 @@ impl<C: AsyncPoolable> Monitor<C> {
         };
         let slot = &mut self.replicas[i];
         if slot.is_none() {
-            let connect = establish_read_only::<C>(node.url().expose());
+            let connect = establish_session::<C>(node.url().expose(), crate::Role::Replica);
             match tokio::time::timeout(node.connect_limit(), connect).await {
                 Ok(conn) => *slot = Some(conn.map_err(failed)?),
                 Err(_) => return Err(timed_out("connection", node.connect_limit())),

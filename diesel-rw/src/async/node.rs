@@ -129,8 +129,12 @@ where
         // every checkout): a broken connection is found by its error, and diesel-async discards
         // a connection whose transaction state is broken or open.
         manager_config.recycling_method = RecyclingMethod::Fast;
-        if role == Role::Replica {
-            manager_config.custom_setup = Box::new(|url| Box::pin(establish_read_only::<C>(url)));
+        if <C::Backend as RwBackend>::session_statements(role)
+            .next()
+            .is_some()
+        {
+            manager_config.custom_setup =
+                Box::new(move |url| Box::pin(establish_session::<C>(url, role)));
         }
         let manager = AsyncDieselConnectionManager::new_with_config(url.expose(), manager_config);
         Pool::builder(manager)
@@ -280,15 +284,17 @@ impl Stale {
 
 /// Connects and makes the session read-only, so that a write that reached a replica by mistake
 /// fails there. Runs once per physical replica connection.
-pub(crate) async fn establish_read_only<C>(url: &str) -> diesel::ConnectionResult<C>
+pub(crate) async fn establish_session<C>(url: &str, role: Role) -> diesel::ConnectionResult<C>
 where
     C: AsyncConnection + SimpleAsyncConnection,
     C::Backend: RwBackend,
 {
     let mut conn = C::establish(url).await?;
-    conn.batch_execute(<C::Backend as RwBackend>::READ_ONLY_SESSION)
-        .await
-        .map_err(ConnectionError::CouldntSetupConfiguration)?;
+    for sql in <C::Backend as RwBackend>::session_statements(role) {
+        conn.batch_execute(sql)
+            .await
+            .map_err(ConnectionError::CouldntSetupConfiguration)?;
+    }
     Ok(conn)
 }
 
@@ -461,12 +467,7 @@ impl<C: AsyncPoolable> NodeSource<C> {
                 }
             },
             None => {
-                let connect = async {
-                    match self.role {
-                        Role::Primary => C::establish(self.url.expose()).await,
-                        Role::Replica => establish_read_only::<C>(self.url.expose()).await,
-                    }
-                };
+                let connect = establish_session::<C>(self.url.expose(), self.role);
                 match tokio::time::timeout(self.timeout, connect).await {
                     Ok(Ok(conn)) => Ok(Held::Owned(conn)),
                     Ok(Err(source)) => Err(Error::connect_failed(

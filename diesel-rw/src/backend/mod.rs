@@ -48,6 +48,23 @@ pub trait RwBackend: Backend<QueryBuilder: Default> + Default {
     /// replica connection, so that a write that reached a replica by mistake would fail there.
     const READ_ONLY_SESSION: &'static str;
 
+    /// SQL run once on every new node connection, primary and replicas (before
+    /// [`READ_ONLY_SESSION`](Self::READ_ONLY_SESSION) on a replica); empty for none. SQLite:
+    /// `PRAGMA busy_timeout = 5000`, so that a statement waits up to 5 s for another
+    /// connection's lock on the file instead of failing at once with "database is locked"
+    /// (diesel sets no busy timeout, and a pool's connections share the file).
+    const SESSION_SETUP: &'static str = "";
+
+    /// The statements a new connection of a node of `role` runs, in order.
+    #[doc(hidden)]
+    fn session_statements(role: crate::Role) -> impl Iterator<Item = &'static str> + Send {
+        let read_only = (role == crate::Role::Replica).then_some(Self::READ_ONLY_SESSION);
+        [Some(Self::SESSION_SETUP), read_only]
+            .into_iter()
+            .flatten()
+            .filter(|sql| !sql.is_empty())
+    }
+
     /// Whether a statement can fail because its connection to a server broke (the server went
     /// away), so that a read outside a transaction is prepared to run a second time on another
     /// node. `false` for SQLite, which runs in process: its reads skip that preparation (a

@@ -11,6 +11,7 @@ impl RwBackend for Sqlite {
     const NAME: &'static str = "SQLite";
     const READ_ONLY_SESSION: &'static str = "PRAGMA query_only = ON";
     const CONNECTIONS_CAN_BREAK: bool = false;
+    const SESSION_SETUP: &'static str = "PRAGMA busy_timeout = 5000";
 
     query_text_impl!();
 

@@ -103,7 +103,9 @@ where
                 node: url.redacted().to_owned(),
                 source,
             })?;
-            conn.batch_execute(<C::Backend as RwBackend>::READ_ONLY_SESSION)?;
+            for sql in <C::Backend as RwBackend>::session_statements(crate::Role::Replica) {
+                conn.batch_execute(sql)?;
+            }
             self.replicas[i] = Some(conn);
         }
         let conn = self.replicas[i].as_mut().expect("connected above");

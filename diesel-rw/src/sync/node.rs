@@ -147,10 +147,9 @@ impl<C: R2D2Connection + 'static> NodeSource<C> {
             .max_lifetime(config.max_lifetime)
             .thread_pool(threads.clone())
             .error_handler(Box::new(TracingErrors { node: url.clone() }));
-        if role == Role::Replica {
-            builder = builder.connection_customizer(Box::new(ReadOnlySession(
-                <C::Backend as RwBackend>::READ_ONLY_SESSION,
-            )));
+        let session: Vec<_> = <C::Backend as RwBackend>::session_statements(role).collect();
+        if !session.is_empty() {
+            builder = builder.connection_customizer(Box::new(SessionSetup(session)));
         }
         NodeSource {
             url: url.clone(),
@@ -233,8 +232,8 @@ impl<C: R2D2Connection + 'static> NodeSource<C> {
                 let mut conn = C::establish(self.url.expose()).map_err(|source| {
                     Error::connect_failed(self.role, self.url.redacted(), source)
                 })?;
-                if self.role == Role::Replica {
-                    conn.batch_execute(<C::Backend as RwBackend>::READ_ONLY_SESSION)?;
+                for sql in <C::Backend as RwBackend>::session_statements(self.role) {
+                    conn.batch_execute(sql)?;
                 }
                 Ok(Held::Owned(conn))
             }
@@ -242,17 +241,20 @@ impl<C: R2D2Connection + 'static> NodeSource<C> {
     }
 }
 
-/// Makes every new replica connection read-only, once per physical connection.
+/// Sets up every new connection of a node (see [`RwBackend::session_statements`]): replica
+/// connections are made read-only. Once per physical connection.
 #[derive(Debug)]
-struct ReadOnlySession(&'static str);
+struct SessionSetup(Vec<&'static str>);
 
-impl<C: R2D2Connection> r2d2::CustomizeConnection<Tracked<C>, diesel::r2d2::Error>
-    for ReadOnlySession
+impl<C: R2D2Connection + 'static> r2d2::CustomizeConnection<Tracked<C>, diesel::r2d2::Error>
+    for SessionSetup
 {
     fn on_acquire(&self, conn: &mut Tracked<C>) -> Result<(), diesel::r2d2::Error> {
-        conn.conn
-            .batch_execute(self.0)
-            .map_err(diesel::r2d2::Error::QueryError)
+        self.0.iter().try_for_each(|sql| {
+            conn.conn
+                .batch_execute(sql)
+                .map_err(diesel::r2d2::Error::QueryError)
+        })
     }
 }
 
