@@ -41,6 +41,48 @@ impl Instrumentation for Shared {
     }
 }
 
+/// A routing connection's own instrumentation: diesel's default, looked up when first asked
+/// for (not at every checkout), or the one set on it, shared with its node connections.
+#[derive(Default)]
+pub(crate) enum Own {
+    /// Not asked for yet.
+    #[default]
+    Unasked,
+    /// diesel's default instrumentation, as it was when first asked for.
+    Default(Option<Box<dyn Instrumentation>>),
+    /// Set on the routing connection.
+    Set(Shared),
+}
+
+impl Own {
+    /// The instrumentation, for diesel's `instrumentation()`.
+    pub(crate) fn get(&mut self) -> &mut dyn Instrumentation {
+        if let Own::Unasked = self {
+            *self = Own::Default(diesel::connection::get_default_instrumentation());
+        }
+        match self {
+            Own::Set(shared) => shared,
+            Own::Default(default) => default,
+            Own::Unasked => unreachable!("set above"),
+        }
+    }
+
+    /// Sets it; returns what the node connections are to forward to.
+    pub(crate) fn set(&mut self, instrumentation: impl Instrumentation) -> Shared {
+        let shared = Shared::new(instrumentation);
+        *self = Own::Set(shared.clone());
+        shared
+    }
+
+    /// What the node connections forward to, if an instrumentation was set.
+    pub(crate) fn shared(&self) -> Option<&Shared> {
+        match self {
+            Own::Set(shared) => Some(shared),
+            _ => None,
+        }
+    }
+}
+
 /// Kept beside a node connection while a routing connection with an instrumentation holds it.
 pub(crate) struct Lease {
     _shared: Arc<Shared>,

@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::consistency::{Position, WriteToken};
 use crate::error::Error;
 use crate::health::InFlight;
-use crate::instrument::{Forward, Leased, Shared};
+use crate::instrument::{Forward, Leased, Own};
 use crate::replay::Parked;
 use crate::route::{
     Decision, Failure, Node, Reason, Role, Route, RouteState, RoutingCore, CAUSAL_POLL,
@@ -75,11 +75,8 @@ pub struct AsyncRwConnection<C: AsyncPoolable> {
     pub(crate) state: RouteState,
     idle_status: TransactionManagerStatus,
     last_route: Option<Route>,
-    /// `None` until asked for: the default instrumentation is looked up then, not at every
-    /// checkout.
-    instrumentation: Option<Option<Box<dyn Instrumentation>>>,
-    /// The instrumentation set on this connection, which its node connections forward to.
-    instrumented: Option<Shared>,
+    /// This connection's own instrumentation; the node connections forward to it if set.
+    instrumentation: Own,
     cache_size: Option<CacheSize>,
 }
 
@@ -135,8 +132,7 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
             state: RouteState::default(),
             idle_status: TransactionManagerStatus::default(),
             last_route: None,
-            instrumentation: None,
-            instrumented: None,
+            instrumentation: Own::Unasked,
             cache_size: None,
         }
     }
@@ -598,7 +594,7 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
                     if let Some(size) = self.cache_size {
                         conn.set_prepared_statement_cache_size(size);
                     }
-                    self.primary = Some(Leased::new(conn, self.instrumented.as_ref(), install));
+                    self.primary = Some(Leased::new(conn, self.instrumentation.shared(), install));
                 }
             }
             Node::Replica(i) => {
@@ -614,7 +610,7 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
                         conn.set_prepared_statement_cache_size(size);
                     }
                     self.replicas[i] = Some(ReplicaSlot {
-                        conn: Leased::new(conn, self.instrumented.as_ref(), install),
+                        conn: Leased::new(conn, self.instrumentation.shared(), install),
                         generation,
                         _in_flight: cluster.core.health.enter(i),
                     });
@@ -844,8 +840,7 @@ impl<C: AsyncPoolable> AsyncConnection for AsyncRwConnection<C> {
     }
 
     fn instrumentation(&mut self) -> &mut dyn Instrumentation {
-        self.instrumentation
-            .get_or_insert_with(diesel::connection::get_default_instrumentation)
+        self.instrumentation.get()
     }
 
     /// Sets this connection's instrumentation. Statements run on the node connections: each
@@ -853,15 +848,13 @@ impl<C: AsyncPoolable> AsyncConnection for AsyncRwConnection<C> {
     /// it, and stops when it goes back to its pool, where it reports to diesel's default
     /// instrumentation again.
     fn set_instrumentation(&mut self, instrumentation: impl Instrumentation) {
-        let shared = Shared::new(instrumentation);
+        let shared = self.instrumentation.set(instrumentation);
         if let Some(primary) = &mut self.primary {
             primary.forward_to(&shared, install);
         }
         for slot in self.replicas.iter_mut().flatten() {
             slot.conn.forward_to(&shared, install);
         }
-        self.instrumentation = Some(Some(Box::new(shared.clone())));
-        self.instrumented = Some(shared);
     }
 
     fn set_prepared_statement_cache_size(&mut self, size: CacheSize) {

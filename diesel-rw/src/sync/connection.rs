@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::consistency::{Position, WriteToken};
 use crate::error::Error;
 use crate::health::InFlight;
-use crate::instrument::{Forward, Leased, Shared};
+use crate::instrument::{Forward, Leased, Own};
 use crate::replay::Replay;
 use crate::route::{
     Decision, Failure, Node, Reason, Role, Route, RouteState, RoutingCore, CAUSAL_POLL,
@@ -78,11 +78,8 @@ pub struct RwConnection<C: R2D2Connection + 'static> {
     pub(crate) state: RouteState,
     idle_status: TransactionManagerStatus,
     last_route: Option<Route>,
-    /// `None` until asked for: the default instrumentation is looked up then, not at every
-    /// checkout.
-    instrumentation: Option<Option<Box<dyn Instrumentation>>>,
-    /// The instrumentation set on this connection, which its node connections forward to.
-    instrumented: Option<Shared>,
+    /// This connection's own instrumentation; the node connections forward to it if set.
+    instrumentation: Own,
     cache_size: Option<CacheSize>,
 }
 
@@ -285,7 +282,7 @@ where
                     if let Some(size) = self.cache_size {
                         conn.set_prepared_statement_cache_size(size);
                     }
-                    self.primary = Some(Leased::new(conn, self.instrumented.as_ref(), install));
+                    self.primary = Some(Leased::new(conn, self.instrumentation.shared(), install));
                 }
             }
             Node::Replica(i) => {
@@ -308,7 +305,7 @@ where
                         conn.set_prepared_statement_cache_size(size);
                     }
                     self.replicas[i] = Some(ReplicaSlot {
-                        conn: Leased::new(conn, self.instrumented.as_ref(), install),
+                        conn: Leased::new(conn, self.instrumentation.shared(), install),
                         generation,
                         _in_flight: self.cluster.core.health.enter(i),
                     });
@@ -549,8 +546,7 @@ where
     }
 
     fn instrumentation(&mut self) -> &mut dyn Instrumentation {
-        self.instrumentation
-            .get_or_insert_with(diesel::connection::get_default_instrumentation)
+        self.instrumentation.get()
     }
 
     /// Sets this connection's instrumentation. Statements run on the node connections: each
@@ -558,15 +554,13 @@ where
     /// it, and stops when it goes back to its pool, where it reports to diesel's default
     /// instrumentation again.
     fn set_instrumentation(&mut self, instrumentation: impl Instrumentation) {
-        let shared = Shared::new(instrumentation);
+        let shared = self.instrumentation.set(instrumentation);
         if let Some(primary) = &mut self.primary {
             primary.forward_to(&shared, install);
         }
         for slot in self.replicas.iter_mut().flatten() {
             slot.conn.forward_to(&shared, install);
         }
-        self.instrumentation = Some(Some(Box::new(shared.clone())));
-        self.instrumented = Some(shared);
     }
 
     fn set_prepared_statement_cache_size(&mut self, size: CacheSize) {
@@ -718,8 +712,7 @@ impl<C: R2D2Connection + 'static> RwConnection<C> {
             state: RouteState::default(),
             idle_status: TransactionManagerStatus::default(),
             last_route: None,
-            instrumentation: None,
-            instrumented: None,
+            instrumentation: Own::Unasked,
             cache_size: None,
         }
     }
