@@ -163,8 +163,9 @@ pub enum Error {
         to: crate::double_write::Pattern,
     },
 
-    /// A double-write pattern name that is not one of the four.
-    #[error("unknown double-write pattern `{name}`: expected one of src_only, src_first, dst_first, dst_only")]
+    /// A double-write pattern name that is not one of the four, in none of the spellings that
+    /// [`Pattern`](crate::double_write::Pattern)'s `FromStr` accepts.
+    #[error("unknown double-write pattern `{name}`: expected one of src_only, src_first, dst_first, dst_only (ASCII case ignored; the two words joined by one `_`, `-` or space, or by nothing: src_first, SrcFirst, SRC-FIRST and `src first` all name src_first)")]
     UnknownPattern {
         /// The name as given.
         name: String,

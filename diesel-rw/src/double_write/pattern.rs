@@ -57,8 +57,9 @@ impl fmt::Display for Side {
 ///
 /// A migration walks `SrcOnly -> SrcFirst -> DstFirst -> DstOnly` one step at a time, and can
 /// walk back the same way (see [`PatternSwitch`](super::PatternSwitch)). The names of
-/// [`FromStr`] and [`Display`](fmt::Display) are `src_only`, `src_first`, `dst_first` and
-/// `dst_only`.
+/// [`Display`](fmt::Display) are `src_only`, `src_first`, `dst_first` and `dst_only`;
+/// [`FromStr`] also takes them in any ASCII case, with the words joined by `-`, a space or
+/// nothing (`SrcFirst`, `SRC-FIRST`, `src first`: see [`Pattern::from_str`]).
 ///
 /// ```
 /// use diesel_rw::double_write::{Pattern, Side};
@@ -68,7 +69,11 @@ impl fmt::Display for Side {
 /// assert_eq!(p.first(), Side::Source);
 /// assert_eq!(p.second(), Some(Side::Destination));
 /// assert_eq!(p.to_string(), "src_first");
+/// for spelling in ["SrcFirst", "SRC_FIRST", "src-first", "srcfirst", " Src First "] {
+///     assert_eq!(spelling.parse::<Pattern>().unwrap(), Pattern::SrcFirst);
+/// }
 /// assert!("source_first".parse::<Pattern>().is_err());
+/// assert!("src__first".parse::<Pattern>().is_err());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Pattern {
@@ -187,18 +192,46 @@ impl fmt::Display for Pattern {
 impl FromStr for Pattern {
     type Err = Error;
 
-    /// Parses `src_only`, `src_first`, `dst_first` or `dst_only` (ASCII case-insensitive,
-    /// surrounding whitespace ignored). Anything else is [`Error::UnknownPattern`], which lists
-    /// the valid names.
+    /// Parses a pattern's name as a person or an admin endpoint would send it: the two words of
+    /// the name (`src` or `dst`, then `only` or `first`) in any ASCII case, joined by one `_`,
+    /// `-` or space, or by nothing, with surrounding whitespace ignored. So `src_first` (the
+    /// [`Display`](fmt::Display) form), `SrcFirst` (the `Debug` form), `SRC_FIRST`, `src-first`,
+    /// `srcfirst` and `Src First` are all [`Pattern::SrcFirst`].
+    ///
+    /// Anything else is [`Error::UnknownPattern`], which lists the accepted names: another word
+    /// (`source_first`), a missing word (`src`), two separators (`src__first`, `src _first`),
+    /// a separator at either end (`_src_first`), or a separator other than those three (a tab,
+    /// a dot).
     fn from_str(s: &str) -> Result<Self, Error> {
         let name = s.trim();
-        Pattern::ALL
-            .into_iter()
-            .find(|p| p.name().eq_ignore_ascii_case(name))
-            .ok_or_else(|| Error::UnknownPattern {
-                name: name.to_owned(),
-            })
+        parse_name(name).ok_or_else(|| Error::UnknownPattern {
+            name: name.to_owned(),
+        })
     }
+}
+
+/// The pattern `name` spells (already trimmed), if any: see [`Pattern::from_str`].
+fn parse_name(name: &str) -> Option<Pattern> {
+    let word = |s: &str, w: &str| s.eq_ignore_ascii_case(w);
+    // `get` is `None` when the third byte is inside a character: not a name either.
+    let (side, rest) = (name.get(..3)?, name.get(3..)?);
+    let rest = rest.strip_prefix(['_', '-', ' ']).unwrap_or(rest);
+    let src = match side {
+        s if word(s, "src") => true,
+        s if word(s, "dst") => false,
+        _ => return None,
+    };
+    let only = match rest {
+        r if word(r, "only") => true,
+        r if word(r, "first") => false,
+        _ => return None,
+    };
+    Some(match (src, only) {
+        (true, true) => Pattern::SrcOnly,
+        (true, false) => Pattern::SrcFirst,
+        (false, false) => Pattern::DstFirst,
+        (false, true) => Pattern::DstOnly,
+    })
 }
 
 /// The message of [`Error::InvalidTransition`].
@@ -228,20 +261,108 @@ mod tests {
         for p in Pattern::ALL {
             assert_eq!(p.name().parse::<Pattern>().unwrap(), p);
             assert_eq!(p.to_string(), p.name());
+            assert_eq!(format!("{p:?}").parse::<Pattern>().unwrap(), p);
             assert_eq!(Pattern::from_u8(p.to_u8()), p);
         }
         assert_eq!(" SRC_FIRST ".parse::<Pattern>().unwrap(), Pattern::SrcFirst);
     }
 
     #[test]
-    fn unknown_names_are_rejected_with_the_valid_ones() {
-        for bad in ["", "srcfirst", "src-first", "source_first", "both"] {
-            let err = bad.parse::<Pattern>().unwrap_err().to_string();
-            assert!(
-                err.contains("src_only, src_first, dst_first, dst_only"),
-                "{err}"
-            );
+    fn every_spelling_of_every_pattern() {
+        let spellings = |words: [&str; 2]| {
+            let [a, b] = words;
+            let (a_up, b_up) = (a.to_ascii_uppercase(), b.to_ascii_uppercase());
+            let title = |w: &str| w[..1].to_ascii_uppercase() + &w[1..];
+            let (a_t, b_t) = (title(a), title(b));
+            vec![
+                format!("{a}_{b}"),
+                format!("{a_t}{b_t}"),
+                format!("{a_up}_{b_up}"),
+                format!("{a}-{b}"),
+                format!("{a}{b}"),
+                format!("{a_t} {b_t}"),
+                format!("{a} {b}"),
+                format!("{a_up}-{b_up}"),
+                format!("{a_up}{b_up}"),
+                format!("{a_t}_{b_t}"),
+                format!("{a_t}-{b_t}"),
+                format!("{a}{b_t}"),
+                format!("\t {a}_{b}\n"),
+                format!("  {a_t}{b_t}  "),
+            ]
+        };
+        for (pattern, words) in [
+            (Pattern::SrcOnly, ["src", "only"]),
+            (Pattern::SrcFirst, ["src", "first"]),
+            (Pattern::DstFirst, ["dst", "first"]),
+            (Pattern::DstOnly, ["dst", "only"]),
+        ] {
+            for spelling in spellings(words) {
+                assert_eq!(
+                    spelling.parse::<Pattern>().ok(),
+                    Some(pattern),
+                    "{spelling:?}"
+                );
+            }
         }
+        assert_eq!("sRc_FiRsT".parse::<Pattern>().unwrap(), Pattern::SrcFirst);
+    }
+
+    #[test]
+    fn unknown_names_are_rejected_with_the_valid_ones() {
+        for bad in [
+            "",
+            "   ",
+            "src",
+            "dst",
+            "first",
+            "only",
+            "dst_last",
+            "src_last",
+            "src__first",
+            "src_-first",
+            "src _first",
+            "src  first",
+            "_src_first",
+            "src_first_",
+            "src_first-",
+            "src\tfirst",
+            "src.first",
+            "src/first",
+            "source_first",
+            "src_firsts",
+            "srcc_first",
+            "src_fir",
+            "src_first dst_only",
+            "both",
+            "sr\u{e9}_first",
+            "\u{e9}\u{e9}",
+            "src_\u{130}nly",
+        ] {
+            let err = bad.parse::<Pattern>().unwrap_err();
+            assert!(
+                matches!(&err, Error::UnknownPattern { name } if name == bad.trim()),
+                "{bad:?}: {err:?}"
+            );
+            let message = err.to_string();
+            assert!(
+                message.contains("src_only, src_first, dst_first, dst_only"),
+                "{message}"
+            );
+            assert!(message.contains(&format!("`{}`", bad.trim())), "{message}");
+        }
+    }
+
+    #[test]
+    fn the_unknown_name_message_says_which_spellings_are_accepted() {
+        let message = "sideways".parse::<Pattern>().unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "unknown double-write pattern `sideways`: expected one of src_only, src_first, \
+             dst_first, dst_only (ASCII case ignored; the two words joined by one `_`, `-` or \
+             space, or by nothing: src_first, SrcFirst, SRC-FIRST and `src first` all name \
+             src_first)"
+        );
     }
 
     #[test]
