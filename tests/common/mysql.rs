@@ -1,4 +1,6 @@
-//! The MariaDB bed: the primary on 33306 and its GTID replica on 33307 (scripts/db up).
+//! The MariaDB bed: the primary on 33306 and its GTID replica on 33307 (scripts/db up). The
+//! migration destination is the database `diesel_rw_dst` on the same pair, so the replica
+//! replicates it too.
 
 use std::sync::Once;
 
@@ -26,6 +28,27 @@ pub fn replica_url() -> String {
         "DIESEL_RW_MYSQL_REPLICA_URL",
         "mysql://diesel_rw:diesel_rw_pw@127.0.0.1:33307/diesel_rw",
     )
+}
+
+/// The destination database `diesel_rw_dst` on the replica (33307).
+pub fn dest_replica_url() -> String {
+    env_or(
+        "DIESEL_RW_MYSQL_DEST_REPLICA_URL",
+        "mysql://diesel_rw:diesel_rw_pw@127.0.0.1:33307/diesel_rw_dst",
+    )
+}
+
+/// [`dest_replica_url`] if the replica accepts connections to it; otherwise
+/// [`super::unavailable`] (a panic under `CI=true`, else a SKIPPED line) and `None`.
+pub fn dest_replica() -> Option<String> {
+    let url = dest_replica_url();
+    match MysqlConnection::establish(&url) {
+        Ok(_) => Some(url),
+        Err(e) => {
+            super::unavailable(NAME, &format!("destination replica: {e}"));
+            None
+        }
+    }
 }
 
 pub fn direct(url: &str) -> Conn {

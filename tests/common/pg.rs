@@ -1,4 +1,5 @@
-//! The PostgreSQL bed: the primary on 55432 and its streaming standby on 55433 (scripts/db up).
+//! The PostgreSQL bed: the primary on 55432 and its streaming standby on 55433 (scripts/db up);
+//! the migration destination 55434 has its own streaming standby on 55435.
 
 use std::sync::Once;
 use std::time::{Duration, Instant};
@@ -27,6 +28,35 @@ pub fn replica_url() -> String {
         "DIESEL_RW_PG_REPLICA_URL",
         "postgres://diesel_rw:diesel_rw_pw@127.0.0.1:55433/diesel_rw",
     )
+}
+
+/// The migration destination, an independent primary (`pg-dest`).
+pub fn dest_url() -> String {
+    env_or(
+        "DIESEL_RW_PG_DEST_URL",
+        "postgres://diesel_rw:diesel_rw_pw@127.0.0.1:55434/diesel_rw",
+    )
+}
+
+/// The destination's streaming hot standby (`pg-dest-replica`).
+pub fn dest_replica_url() -> String {
+    env_or(
+        "DIESEL_RW_PG_DEST_REPLICA_URL",
+        "postgres://diesel_rw:diesel_rw_pw@127.0.0.1:55435/diesel_rw",
+    )
+}
+
+/// [`dest_replica_url`] if the destination standby accepts connections; otherwise
+/// [`super::unavailable`] (a panic under `CI=true`, else a SKIPPED line) and `None`.
+pub fn dest_replica() -> Option<String> {
+    let url = dest_replica_url();
+    match PgConnection::establish(&url) {
+        Ok(_) => Some(url),
+        Err(e) => {
+            super::unavailable(NAME, &format!("destination replica: {e}"));
+            None
+        }
+    }
 }
 
 pub fn direct(url: &str) -> Conn {
@@ -79,10 +109,20 @@ pub fn bed(test: &str) -> Option<Bed> {
 
 /// Waits until the standby has replayed everything the primary has committed.
 pub fn replicate(bed: &Bed) {
+    wait_replayed(&bed.primary, &bed.replica);
+}
+
+/// Waits until the destination standby has replayed everything the destination has committed.
+pub fn replicate_dest() {
+    wait_replayed(&dest_url(), &dest_replica_url());
+}
+
+/// Waits until the standby at `standby` has replayed everything committed on `primary` so far.
+pub fn wait_replayed(primary: &str, standby: &str) {
     let lsn: String = diesel::select(diesel::dsl::sql::<Text>("pg_current_wal_lsn()::text"))
-        .get_result(&mut direct(&bed.primary))
+        .get_result(&mut direct(primary))
         .unwrap();
-    let mut r = direct(&bed.replica);
+    let mut r = direct(standby);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let caught_up: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
@@ -146,11 +186,33 @@ pub fn select_for_update(
 
 /// Delays the standby's replay by `ms` milliseconds (0 undoes it).
 pub fn set_lag(ms: u64) {
-    let admin = super::env_or(
-        "DIESEL_RW_PG_REPLICA_ADMIN_URL",
-        "postgres://postgres@127.0.0.1:55433/postgres",
-    );
-    let mut c = direct(&admin);
+    set_node_lag(REPLICA_NODE, ms);
+}
+
+/// Delays the destination standby's replay by `ms` milliseconds (0 undoes it).
+pub fn set_dest_lag(ms: u64) {
+    set_node_lag(DEST_REPLICA_NODE, ms);
+}
+
+/// The superuser URL of a standby of scripts/db ([`REPLICA_NODE`] or [`DEST_REPLICA_NODE`]).
+pub fn standby_admin_url(node: &str) -> String {
+    match node {
+        REPLICA_NODE => env_or(
+            "DIESEL_RW_PG_REPLICA_ADMIN_URL",
+            "postgres://postgres@127.0.0.1:55433/postgres",
+        ),
+        DEST_REPLICA_NODE => env_or(
+            "DIESEL_RW_PG_DEST_REPLICA_ADMIN_URL",
+            "postgres://postgres@127.0.0.1:55435/postgres",
+        ),
+        other => panic!("{other} is not a PostgreSQL standby of the test bed"),
+    }
+}
+
+/// Delays the replay of the standby `node` ([`REPLICA_NODE`] or [`DEST_REPLICA_NODE`]) by
+/// `ms` milliseconds (0 undoes it; `scripts/db up` also undoes it).
+pub fn set_node_lag(node: &str, ms: u64) {
+    let mut c = direct(&standby_admin_url(node));
     c.batch_execute(&format!(
         "ALTER SYSTEM SET recovery_min_apply_delay = '{ms}ms'"
     ))
@@ -161,6 +223,9 @@ pub fn set_lag(ms: u64) {
 
 /// The node name of the replica in scripts/db.
 pub const REPLICA_NODE: &str = "pg-replica";
+
+/// The node name of the destination's standby in scripts/db.
+pub const DEST_REPLICA_NODE: &str = "pg-dest-replica";
 
 /// The async twin of [`Conn`].
 #[cfg(feature = "async")]
