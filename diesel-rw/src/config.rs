@@ -81,6 +81,9 @@ impl Config {
             Error::Config("no primary URL: call .primary(url) on the builder".into())
         })?;
         check_url(primary)?;
+        if !self.replicas.is_empty() && crate::double_write::is_connection_string(primary) {
+            return Err(crate::double_write::replicas_of_a_double_write());
+        }
         for (url, _) in &self.replicas {
             check_url(url)?;
         }

@@ -105,10 +105,15 @@ pub enum Error {
     InvalidState(String),
 
     /// Double write: a write was applied on the first side of the pattern and failed on the
-    /// second. It is applied (on the first side, or inside the open transaction there): do not
-    /// repeat it, it would apply twice. It is journaled (or, inside a transaction, its
-    /// transaction's writes are journaled at commit) for repair of the other side.
-    #[error("double write: `{sql}` was applied on the {applied} and failed on the {failed}: {source}; do not repeat it (it is applied{}); the {failed} is repaired from the journal", if *in_transaction { " inside the open transaction" } else { "" })]
+    /// second (strict mode; lenient mode journals it and returns the first side's result).
+    ///
+    /// Outside a transaction the write is applied on `applied` only: do not repeat it (it would
+    /// apply twice there); it is journaled for repair of `failed`. Inside a transaction nothing
+    /// is committed yet: roll the transaction back (returning this error from the transaction
+    /// closure does) and nothing is applied on either side, so the whole transaction is safe to
+    /// run again; committing it anyway commits it on `applied` alone
+    /// ([`Error::PartialCommit`]).
+    #[error("{}", secondary_write_failed_message(*applied, *failed, sql, *in_transaction, source))]
     SecondaryWriteFailed {
         /// The side that applied the write.
         applied: crate::double_write::Side,
@@ -116,32 +121,16 @@ pub enum Error {
         failed: crate::double_write::Side,
         /// The statement's SQL text (binds are not included).
         sql: String,
-        /// Whether it was inside a transaction.
+        /// Whether it was inside a transaction (then nothing is committed yet).
         in_transaction: bool,
         /// The second side's error.
         #[source]
         source: Box<Error>,
     },
 
-    /// Double write through `load` (`INSERT/UPDATE ... RETURNING`), which runs on the second side
-    /// first: the second side applied the write and the first refused it. Do not repeat it; the
-    /// write is journaled for repair.
-    #[error("double write: `{sql}` was applied on the {applied} (writes through `load` run there first) and failed on the {failed}: {source}; do not repeat it (it is applied on the {applied}); it is journaled for repair")]
-    FirstWriteFailed {
-        /// The side that applied the write.
-        applied: crate::double_write::Side,
-        /// The side that failed.
-        failed: crate::double_write::Side,
-        /// The statement's SQL text (binds are not included).
-        sql: String,
-        /// The first side's error.
-        #[source]
-        source: Box<Error>,
-    },
-
     /// Double write: a transaction committed on one side and not on the other. It is committed
     /// on `committed`: do not run it again. Its writes are journaled for repair of `failed`.
-    #[error("double write: the transaction committed on the {committed} but not on the {failed}: {reason}; do not run it again (it is committed on the {committed}); its {writes} write(s) are journaled for repair of the {failed}")]
+    #[error("double write: the transaction committed on the {committed}, not on the {failed}: {reason}; do not run it again (it would apply twice on the {committed}); repair the {failed}: its {writes} write(s) are journaled")]
     PartialCommit {
         /// The side where the transaction committed.
         committed: crate::double_write::Side,
@@ -151,6 +140,35 @@ pub enum Error {
         writes: usize,
         /// Why the other side did not commit.
         reason: String,
+    },
+
+    /// Double write: a step failed on one side and was undone on the other, so nothing is
+    /// applied on either side: running it again is safe. Returned when the second side cannot
+    /// `BEGIN` (the first side's `BEGIN` is rolled back), and when the first side refuses the
+    /// `COMMIT` (the second side's transaction is rolled back).
+    #[error("double write: {what} failed on the {failed}: {source}; nothing is applied on either side: safe to run it again")]
+    NothingApplied {
+        /// What failed (`BEGIN`, `COMMIT`).
+        what: &'static str,
+        /// The side where it failed.
+        failed: crate::double_write::Side,
+        /// That side's error.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// The reply to a `COMMIT` was lost (the connection broke after it was sent): the
+    /// transaction may or may not have committed on `node`. Check on that node whether its
+    /// writes are there before running it again.
+    #[error("the reply to COMMIT on `{node}` was lost: the transaction may have committed there{detail}; check whether its writes are there before running it again: {source}")]
+    CommitOutcomeUnknown {
+        /// The node (redacted URL) whose reply was lost.
+        node: String,
+        /// What else is known (for a double write: the other side was rolled back).
+        detail: String,
+        /// The error that broke the connection.
+        #[source]
+        source: Box<Error>,
     },
 
     /// A double-write pattern switch that skips a phase (or goes past the first or last one,
@@ -198,6 +216,33 @@ pub enum Error {
     /// The database returned an error.
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
+
+    /// Double write: the step of the pattern to `DstFirst`, where the destination starts to
+    /// generate the keys, was refused because some of the destination's generated-key
+    /// counters (sequences, `AUTO_INCREMENT`) are behind the source's: the destination would
+    /// issue keys the source has already issued. Nothing was switched. Run
+    /// [`sync_sequences`](crate::double_write::DoubleWriteConnection::sync_sequences), then
+    /// advance again; or, if every insert writes its keys explicitly, advance with
+    /// [`advance_pattern_forced`](crate::double_write::DoubleWriteConnection::advance_pattern_forced).
+    ///
+    /// ```
+    /// use diesel_rw::Error;
+    ///
+    /// fn explain(err: &Error) {
+    ///     if let Error::KeyCountersBehind { behind } = err {
+    ///         for lag in behind {
+    ///             // e.g. `public.users.id (sequence public.users_id_seq): source 500, destination 10`
+    ///             eprintln!("{lag}");
+    ///         }
+    ///     }
+    /// }
+    /// # explain(&Error::InvalidState("example".into()));
+    /// ```
+    #[error("{}", crate::double_write::counters_behind_message(behind))]
+    KeyCountersBehind {
+        /// Each counter of the destination that is behind, with the source's (both as read).
+        behind: Vec<crate::double_write::CounterLag>,
+    },
 }
 
 /// The result type of diesel-rw's own operations.
@@ -333,6 +378,25 @@ const CONNECTION_FAILURES: &[&str] = &[
     "broken pipe",
     "connection reset",
 ];
+
+/// The message of [`Error::SecondaryWriteFailed`]: what holds, in or out of a transaction.
+fn secondary_write_failed_message(
+    applied: crate::double_write::Side,
+    failed: crate::double_write::Side,
+    sql: &str,
+    in_transaction: bool,
+    source: &Error,
+) -> String {
+    if in_transaction {
+        format!(
+            "double write: `{sql}` ran on the {applied} inside the open transaction and failed on the {failed}: {source}; nothing is committed: roll the transaction back (returning this error from the transaction does) and nothing is applied on either side: safe to run the whole transaction again (committing it anyway commits it on the {applied} alone)"
+        )
+    } else {
+        format!(
+            "double write: `{sql}` was applied on the {applied}, not on the {failed}: {source}; do not repeat it (it would apply twice on the {applied}); repair the {failed}: the write is journaled"
+        )
+    }
+}
 
 #[cfg(test)]
 mod tests {

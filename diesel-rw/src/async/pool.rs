@@ -144,7 +144,7 @@ impl<C: AsyncPoolable> AsyncRwPool<C> {
     }
 
     /// A new routing connection; starts the lag monitor first if it waited for a runtime.
-    fn connection(&self) -> AsyncRwConnection<C> {
+    pub(crate) fn connection(&self) -> AsyncRwConnection<C> {
         self.cluster.monitor.spawn_if_due(&self.cluster);
         AsyncRwConnection::new(self.cluster.clone())
     }

@@ -17,18 +17,13 @@ use futures_util::{Stream, StreamExt};
 
 use super::async_transaction::AsyncDoubleWriteTransactionManager;
 use super::backend::{row_image, RowImage};
-use super::connection::{
-    connection_lost, differ_counts, entry, first_failed, observe, record, record_tx_write, render,
-    same, second_failed, SideConn,
-};
+use super::connection::{count, render, split, SideConn};
 use super::context::DoubleWriteContext;
-use super::cursor::RowCheck;
+use super::core::{differ_counts, differ_rows, same, DwCore, SideEnv};
 use super::health::{HealthReport, SideHealth};
-use super::journal::EntryKind;
 use super::pattern::{Pattern, Side};
 use super::shared_query::AsyncDoubleWriteBackend;
 use super::switch::PatternSwitch;
-use super::transaction::{SecondState, TxState};
 use crate::classify::{classify_query, classify_sql, StatementKind};
 use crate::error::Error;
 
@@ -39,11 +34,51 @@ use crate::error::Error;
 pub trait AsyncDoubleWritable:
     AsyncConnection<Backend: AsyncDoubleWriteBackend> + Send + 'static
 {
+    /// The rows of a write that both sides run, read from the first side before the second
+    /// runs it (`Send`, so the connection's futures are).
+    #[doc(hidden)]
+    type Buffer<'conn>: Default
+        + Extend<RowOf<'conn, Self>>
+        + Iterator<Item = RowOf<'conn, Self>>
+        + Send
+        + Unpin;
 }
 
-impl<C> AsyncDoubleWritable for C where
-    C: AsyncConnection<Backend: AsyncDoubleWriteBackend> + Send + 'static
+impl<C> AsyncDoubleWritable for C
+where
+    C: AsyncConnection<Backend: AsyncDoubleWriteBackend> + Send + 'static,
+    for<'conn> RowOf<'conn, C>: Send + Unpin,
 {
+    type Buffer<'conn> = RowBuffer<RowOf<'conn, C>>;
+}
+
+/// Rows read ahead of the caller, handed out in order.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct RowBuffer<R>(std::collections::VecDeque<R>);
+
+impl<R> Default for RowBuffer<R> {
+    fn default() -> Self {
+        RowBuffer(std::collections::VecDeque::new())
+    }
+}
+
+impl<R> Extend<R> for RowBuffer<R> {
+    fn extend<I: IntoIterator<Item = R>>(&mut self, rows: I) {
+        self.0.extend(rows);
+    }
+}
+
+impl<R> Iterator for RowBuffer<R> {
+    type Item = R;
+
+    fn next(&mut self) -> Option<R> {
+        self.0.pop_front()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.0.len(), Some(self.0.len()))
+    }
 }
 
 /// A boxed, `Send` future.
@@ -129,10 +164,9 @@ impl<C: AsyncDoubleWritable> SideOp<C> for Ping {
 ///   (a [`SharedQuery`](super::SharedQuery)), which run on each side and again on a retry; on
 ///   PostgreSQL a statement that binds a value of a user-defined type is refused (its OID is
 ///   looked up per server);
-/// - a write through `load` runs on the second side first, then on the first side, whose
-///   stream is returned once its `load` completed (the statement has run then); each row is
-///   compared with the second side's as it is read, and a stream dropped before its end compares
-///   the rows read;
+/// - a write through `load` reads the first side's whole stream (buffered: a `RETURNING`
+///   result is as large as the rows written) before the second side runs it, then the caller
+///   gets the first side's rows;
 /// - retries wait with `tokio::time::sleep`, so it needs the tokio runtime diesel-async needs;
 /// - a statement's future dropped before it completes (a cancelled task) may leave a write on
 ///   one side only, without a journal entry: the journal records what the connection saw fail,
@@ -159,24 +193,13 @@ impl<C: AsyncDoubleWritable> SideOp<C> for Ping {
 /// # Ok(()) }
 /// ```
 pub struct AsyncDoubleWriteConnection<C: AsyncDoubleWritable> {
-    pub(super) ctx: DoubleWriteContext,
+    pub(super) core: DwCore,
     pub(super) sides: [SideConn<C>; 2],
-    pub(super) status: TransactionManagerStatus,
-    pub(super) tx: Option<TxState>,
-    last_pattern: Option<Pattern>,
-    instrumentation: Option<Box<dyn Instrumentation>>,
-    cache_size: Option<CacheSize>,
 }
 
 impl<C: AsyncDoubleWritable> fmt::Debug for AsyncDoubleWriteConnection<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AsyncDoubleWriteConnection")
-            .field("source", &self.ctx.node(Side::Source))
-            .field("destination", &self.ctx.node(Side::Destination))
-            .field("pattern", &self.ctx.switch().get())
-            .field("transaction_pattern", &self.tx.as_ref().map(|t| t.pattern))
-            .field("strict", &self.ctx.is_strict())
-            .finish_non_exhaustive()
+        self.core.debug("AsyncDoubleWriteConnection", f)
     }
 }
 
@@ -186,9 +209,8 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
     /// not be reached, connects at its first statement.
     pub async fn connect(context: DoubleWriteContext) -> Result<Self, Error> {
         let mut conn = AsyncDoubleWriteConnection::unconnected(context);
-        conn.instrumentation = diesel::connection::get_default_instrumentation();
-        let pattern = conn.ctx.switch().get();
-        conn.check_pattern(pattern)?;
+        let pattern = conn.core.pattern();
+        conn.core.check_pattern(pattern)?;
         conn.ensure(pattern.first()).await?;
         if let Some(second) = pattern.second() {
             if let Err(e) = conn.ensure(second).await {
@@ -198,54 +220,48 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
         Ok(conn)
     }
 
-    /// A connection that has not connected any side yet (for health checks).
+    /// A connection that has not connected any side yet.
     pub(crate) fn unconnected(context: DoubleWriteContext) -> Self {
         AsyncDoubleWriteConnection {
-            ctx: context,
+            core: DwCore::new(context),
             sides: Default::default(),
-            status: TransactionManagerStatus::default(),
-            tx: None,
-            last_pattern: None,
-            instrumentation: None,
-            cache_size: None,
         }
     }
 
     /// What this connection shares with the others of its pool: switch, journal, metrics.
     pub fn context(&self) -> &DoubleWriteContext {
-        &self.ctx
+        &self.core.ctx
     }
 
     /// The switch this connection follows.
     pub fn switch(&self) -> &PatternSwitch {
-        self.ctx.switch()
+        self.core.ctx.switch()
     }
 
     /// The pattern the next statement will follow: the open transaction's, or the switch's.
     pub fn pattern(&self) -> Pattern {
-        self.tx
-            .as_ref()
-            .map_or_else(|| self.ctx.switch().get(), |tx| tx.pattern)
+        self.core.pattern()
     }
 
     /// The pattern the last statement (or transaction `BEGIN`) followed, if any ran.
     pub fn last_pattern(&self) -> Option<Pattern> {
-        self.last_pattern
+        self.core.last_pattern
     }
 
     /// The pattern of the open transaction, if one is open.
     pub fn transaction_pattern(&self) -> Option<Pattern> {
-        self.tx.as_ref().map(|tx| tx.pattern)
+        self.core.tx.as_ref().map(|tx| tx.pattern)
     }
 
     /// Whether `side`'s connection is open (and not known to be lost).
     pub fn is_connected(&self, side: Side) -> bool {
-        let s = &self.sides[side.index()];
-        s.conn.is_some() && !s.lost
+        self.sides[side.index()].is_connected()
     }
 
     /// Runs `f` on `side`'s own connection (connecting it if needed), bypassing the pattern: to
-    /// inspect or repair one side. Nothing is mirrored, counted or journaled.
+    /// inspect or repair one side. Nothing is mirrored, counted or journaled. For a double write
+    /// over two clusters, the side's connection is that cluster's
+    /// [`AsyncRwConnection`](crate::AsyncRwConnection), which routes as usual.
     pub async fn with_side<T>(
         &mut self,
         side: Side,
@@ -269,7 +285,7 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
     }
 
     async fn check_side(&mut self, side: Side) -> Option<SideHealth> {
-        let node = self.ctx.node(side)?.to_owned();
+        let node = self.core.ctx.node(side)?.to_owned();
         let start = Instant::now();
         let result = match self.ensure(side).await {
             Ok(()) => Ping
@@ -292,6 +308,15 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
         })
     }
 
+    /// Gives the side connections of a double write over two clusters back to their pools
+    /// (outside a transaction), so that the next checkout of this connection starts with fresh
+    /// routing state on each side. A connection over two plain databases keeps its sides.
+    pub(super) fn release_cluster_sides(&mut self) {
+        if self.core.ctx.is_cluster() && self.core.tx.is_none() {
+            self.sides = Default::default();
+        }
+    }
+
     pub(super) fn side_conn(&mut self, side: Side) -> &mut C {
         self.sides[side.index()]
             .conn
@@ -299,69 +324,10 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
             .expect("diesel-rw: the side's connection is open (ensured)")
     }
 
-    /// Fails if `pattern` needs a destination and none is configured.
-    fn check_pattern(&self, pattern: Pattern) -> Result<(), Error> {
-        if self.ctx.url(Side::Destination).is_none()
-            && (pattern.first() == Side::Destination || pattern.is_double())
-        {
-            return Err(Error::InvalidState(format!(
-                "pattern `{pattern}` needs a destination and this connection has none (it was opened from a plain URL): open it with `source=URL destination=URL`, or keep the switch at `src_only`"
-            )));
-        }
-        Ok(())
-    }
-
-    /// The pattern of the next statement, checked.
-    pub(super) fn statement_pattern(&mut self) -> Result<Pattern, Error> {
-        let pattern = self.pattern();
-        self.check_pattern(pattern)?;
-        self.last_pattern = Some(pattern);
-        Ok(pattern)
-    }
-
     /// Makes sure `side` has a usable connection: opens it if it is not open, or (outside a
     /// transaction) was lost or left broken.
     pub(super) async fn ensure(&mut self, side: Side) -> Result<(), Error> {
-        let in_transaction = self.tx.is_some();
-        let slot = &mut self.sides[side.index()];
-        if let Some(conn) = &mut slot.conn {
-            let usable = !slot.lost
-                && (in_transaction
-                    || !<C::TransactionManager as TransactionManager<C>>::is_broken_transaction_manager(conn));
-            if usable {
-                return Ok(());
-            }
-            if in_transaction {
-                return Err(Error::InvalidState(format!(
-                    "the connection to the {side} was lost during the open transaction; roll the transaction back and run it again"
-                )));
-            }
-        }
-        *slot = SideConn::default();
-        let url = self
-            .ctx
-            .url(side)
-            .ok_or_else(|| {
-                Error::InvalidState(format!("this connection has no {side} configured"))
-            })?
-            .clone();
-        let start = Instant::now();
-        let mut conn = match C::establish(url.expose()).await {
-            Ok(conn) => conn,
-            Err(source) => {
-                self.ctx.metrics().failure(side, start.elapsed());
-                return Err(Error::SideUnavailable {
-                    side,
-                    node: url.redacted().to_owned(),
-                    source,
-                });
-            }
-        };
-        if let Some(size) = self.cache_size {
-            conn.set_prepared_statement_cache_size(size);
-        }
-        self.sides[side.index()].conn = Some(conn);
-        Ok(())
+        ensure(&self.core.env(), &mut self.sides[side.index()], side).await
     }
 
     /// Runs `op` once on `side`'s connection as it is (no reconnect: for transaction steps),
@@ -371,31 +337,7 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
         side: Side,
         op: &O,
     ) -> QueryResult<O::Output> {
-        let start = Instant::now();
-        let result = match self.sides[side.index()].conn.as_mut() {
-            Some(conn) => op.run(conn).await,
-            None => Err(Error::InvalidState(format!("the {side} is not connected")).into()),
-        };
-        observe(
-            &self.ctx,
-            &mut self.sides[side.index()],
-            side,
-            start,
-            &result,
-        );
-        result
-    }
-
-    /// Runs `op` once on `side`, connecting it first if needed.
-    pub(super) async fn attempt<O: SideOp<C>>(
-        &mut self,
-        side: Side,
-        op: &O,
-    ) -> QueryResult<O::Output> {
-        match self.ensure(side).await {
-            Ok(()) => self.step(side, op).await,
-            Err(e) => Err(e.into()),
-        }
+        step(&self.core.env(), &mut self.sides[side.index()], side, op).await
     }
 
     /// Runs `op` on `side`, retrying what provably did not apply (never inside a transaction).
@@ -404,24 +346,7 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
         side: Side,
         op: &O,
     ) -> QueryResult<O::Output> {
-        let retry = self.ctx.retry();
-        let allowed = self.tx.is_none();
-        let start = Instant::now();
-        let mut retries = 0;
-        loop {
-            if retries > 0 {
-                self.ctx.metrics().retry(side);
-            }
-            let error = match self.attempt(side, op).await {
-                Ok(value) => return Ok(value),
-                Err(error) => error,
-            };
-            let Some((_, delay)) = retry.next_attempt(allowed, retries, start, &error) else {
-                return Err(error);
-            };
-            retries += 1;
-            tokio::time::sleep(delay).await;
-        }
+        run_on(&self.core.env(), &mut self.sides[side.index()], side, op).await
     }
 
     /// Makes sure `side` is connected, retrying a failed connect per the retry policy.
@@ -429,178 +354,217 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
         self.run_on(side, &Connect).await
     }
 
-    /// The depth of the open transaction (0 outside one).
-    pub(super) fn depth(&self) -> u32 {
-        match &self.status {
-            TransactionManagerStatus::Valid(valid) => {
-                valid.transaction_depth().map_or(0, |d| d.get())
-            }
-            TransactionManagerStatus::InError => 0,
-        }
-    }
-
-    /// Whether a write should also go to the second side: the pattern has one and, inside a
-    /// transaction, the second side's transaction has not failed.
-    fn second_of(&self, pattern: Pattern) -> Option<Side> {
-        let second = pattern.second()?;
-        match &self.tx {
-            Some(tx) if !matches!(tx.second, SecondState::Intact) => None,
-            _ => Some(second),
-        }
-    }
-
-    /// Runs a write on the first side, then on the second if the first applied it.
-    async fn write<O: SideOp<C>>(
-        &mut self,
-        pattern: Pattern,
-        sql: String,
-        op: &O,
-        differ: fn(Side, Side, &O::Output, &O::Output) -> Option<String>,
-    ) -> QueryResult<O::Output> {
-        let first = pattern.first();
-        let value = self.run_on(first, op).await?;
-        let depth = self.depth();
-        let Some(second) = self.second_of(pattern) else {
-            record_tx_write(&mut self.tx, depth, &|| sql.clone());
-            return Ok(value);
-        };
-        let other = self.run_on(second, op).await;
-        record_tx_write(&mut self.tx, depth, &|| sql.clone());
-        match other {
-            Ok(other) => {
-                if let Some(difference) = differ(first, second, &value, &other) {
-                    let in_transaction = self.tx.is_some();
-                    let entry = entry(
-                        pattern,
-                        in_transaction,
-                        EntryKind::Divergence,
-                        second,
-                        sql,
-                        difference,
-                    );
-                    record(&self.ctx, entry);
-                }
-                Ok(value)
-            }
-            Err(error) => {
-                second_failed(&self.ctx, &mut self.tx, depth, pattern, second, sql, error)?;
-                Ok(value)
-            }
-        }
-    }
-
-    /// Runs a statement of `kind` under `pattern`.
+    /// Routes a statement of `kind` per the contract in [`core`](super::core), as the sync
+    /// connection does.
     async fn run<O: SideOp<C>>(
         &mut self,
         kind: StatementKind,
-        pattern: Pattern,
         sql: String,
         op: &O,
         differ: fn(Side, Side, &O::Output, &O::Output) -> Option<String>,
     ) -> QueryResult<O::Output> {
-        match kind {
-            StatementKind::Read => self.run_on(pattern.reads_from(), op).await,
-            StatementKind::Write => self.write(pattern, sql, op, differ).await,
+        let plan = self.core.plan(kind)?;
+        let value = self.run_on(plan.first, op).await?;
+        if kind.is_read() {
+            return Ok(value);
         }
+        let other = match plan.second {
+            Some(second) => Some(self.run_on(second, op).await),
+            None => None,
+        };
+        self.core
+            .finish_write(&plan, &|| sql.clone(), &value, other, differ)?;
+        Ok(value)
     }
 
     /// `load` of a rendered statement.
     async fn load_shared<'conn>(
         &'conn mut self,
-        pattern: Pattern,
-        double: bool,
+        kind: StatementKind,
         sql: String,
         query: Shared<C>,
     ) -> QueryResult<DoubleWriteStream<'conn, C>> {
-        let first = pattern.first();
-        if !double {
-            self.ensure_retrying(first).await?;
-            let AsyncDoubleWriteConnection { ctx, sides, .. } = self;
-            let stream = load_side(ctx, sides, first, query).await?;
-            return Ok(DoubleWriteStream::new(stream, None));
-        }
-        let depth = self.depth();
-        // `None` inside a transaction whose second side failed: the first side alone.
-        let second = self.second_of(pattern);
-        // The second side first, drained, so that the first side's stream can be returned.
-        let expected = match second {
-            Some(second) => Some(self.run_on(second, &Drain::<C>(query.clone())).await),
-            None => None,
+        let plan = self.core.plan(kind)?;
+        let AsyncDoubleWriteConnection { core, sides } = self;
+        let (first, other) = split(sides, plan.first);
+        let Some(second) = plan.second else {
+            // One side: its stream, as it comes.
+            if kind.is_write() && plan.pattern.is_double() {
+                // Inside a transaction whose second side failed: remembered for the journal.
+                core.finish_write(&plan, &|| sql.clone(), &(), None, same)?;
+            }
+            run_on(&core.env(), first, plan.first, &Connect).await?;
+            let stream = load_side(&core.env(), first, plan.first, query).await?;
+            return Ok(DoubleWriteStream::live(stream));
         };
-        if let Err(error) = self.ensure_retrying(first).await {
-            return Err(first_failed(
-                &self.ctx,
-                &mut self.tx,
-                depth,
-                (pattern, second),
-                &sql,
-                error,
-                expected,
-            ));
-        }
-        let AsyncDoubleWriteConnection { ctx, sides, tx, .. } = self;
-        let stream = match load_side(ctx, sides, first, query).await {
-            Ok(stream) => stream,
-            Err(error) => {
-                return Err(first_failed(
-                    ctx,
-                    tx,
-                    depth,
-                    (pattern, second),
-                    &sql,
-                    error,
-                    expected,
-                ))
-            }
-        };
-        record_tx_write(tx, depth, &|| sql.clone());
-        match (second, expected) {
-            (Some(second), Some(Ok(rows))) => {
-                let entry = entry(
-                    pattern,
-                    tx.is_some(),
-                    EntryKind::Divergence,
-                    second,
-                    sql,
-                    String::new(),
-                );
-                let check = RowCheck::new(ctx.clone(), entry, first, rows);
-                Ok(DoubleWriteStream::new(stream, Some(check)))
-            }
-            (Some(second), Some(Err(error))) => {
-                // The first side's `load` completed: the statement is applied there.
-                second_failed(ctx, tx, depth, pattern, second, sql, error)?;
-                Ok(DoubleWriteStream::new(stream, None))
-            }
-            _ => Ok(DoubleWriteStream::new(stream, None)),
-        }
+        // A write on both sides: the first side's rows are read (buffered) before the second
+        // side runs it, so a write the first side rejects never reaches the second.
+        run_on(&core.env(), first, plan.first, &Connect).await?;
+        let (rows, images) = load_all(&core.env(), first, plan.first, query.clone()).await?;
+        let second_rows = run_on(&core.env(), other, second, &Drain::<C>(query)).await;
+        core.finish_write(
+            &plan,
+            &|| sql.clone(),
+            &images,
+            Some(second_rows),
+            differ_rows,
+        )?;
+        Ok(DoubleWriteStream::buffered(rows))
     }
 }
 
-/// Loads `query` on `side` (connected already), counting the outcome.
+/// Makes sure `slot` (the connection of `side`) is usable: opens it if it is not open, or
+/// (outside a transaction) was lost or left broken.
+async fn ensure<C: AsyncDoubleWritable>(
+    env: &SideEnv<'_>,
+    slot: &mut SideConn<C>,
+    side: Side,
+) -> Result<(), Error> {
+    let in_transaction = env.in_transaction;
+    if let Some(conn) = &mut slot.conn {
+        let usable = !slot.lost
+            && (in_transaction
+                || !<C::TransactionManager as TransactionManager<C>>::is_broken_transaction_manager(conn));
+        if usable {
+            return Ok(());
+        }
+        if in_transaction {
+            return Err(Error::InvalidState(format!(
+                "the connection to the {side} was lost during the open transaction; roll the transaction back and run it again"
+            )));
+        }
+    }
+    *slot = SideConn::default();
+    let ctx = env.ctx;
+    let start = Instant::now();
+    let connected = match ctx.async_connector::<C>() {
+        Some(connect) => connect(side).await,
+        None => {
+            let url = ctx
+                .url(side)
+                .ok_or_else(|| {
+                    Error::InvalidState(format!("this connection has no {side} configured"))
+                })?
+                .clone();
+            C::establish(url.expose())
+                .await
+                .map_err(|source| Error::SideUnavailable {
+                    side,
+                    node: url.redacted().to_owned(),
+                    source,
+                })
+        }
+    };
+    let mut conn = match connected {
+        Ok(conn) => conn,
+        Err(e) => {
+            ctx.metrics().failure(side, start.elapsed());
+            return Err(e);
+        }
+    };
+    if let Some(size) = env.cache_size {
+        conn.set_prepared_statement_cache_size(size);
+    }
+    if let Some(shared) = env.instrumentation {
+        conn.set_instrumentation(shared.clone());
+    }
+    slot.conn = Some(conn);
+    Ok(())
+}
+
+/// Runs `op` once on `slot` as it is, counting the outcome and marking the connection lost if
+/// the error says so.
+async fn step<C: AsyncDoubleWritable, O: SideOp<C>>(
+    env: &SideEnv<'_>,
+    slot: &mut SideConn<C>,
+    side: Side,
+    op: &O,
+) -> QueryResult<O::Output> {
+    let start = Instant::now();
+    let result = match slot.conn.as_mut() {
+        Some(conn) => op.run(conn).await,
+        None => Err(Error::InvalidState(format!("the {side} is not connected")).into()),
+    };
+    count(env.ctx, side, start, &mut slot.lost, &result);
+    result
+}
+
+/// Runs `op` on `slot` (connecting it if needed), retrying what provably did not apply (never
+/// inside a transaction).
+async fn run_on<C: AsyncDoubleWritable, O: SideOp<C>>(
+    env: &SideEnv<'_>,
+    slot: &mut SideConn<C>,
+    side: Side,
+    op: &O,
+) -> QueryResult<O::Output> {
+    let retry = env.ctx.retry();
+    let allowed = !env.in_transaction;
+    let start = Instant::now();
+    let mut retries = 0;
+    loop {
+        if retries > 0 {
+            env.ctx.metrics().retry(side);
+        }
+        let attempt = match ensure(env, slot, side).await {
+            Ok(()) => step(env, slot, side, op).await,
+            Err(e) => Err(e.into()),
+        };
+        let error = match attempt {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        let Some((_, delay)) = retry.next_attempt(allowed, retries, start, &error) else {
+            return Err(error);
+        };
+        retries += 1;
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Loads `query` on `slot` (connected already), counting the outcome.
 async fn load_side<'conn, C: AsyncDoubleWritable>(
-    ctx: &DoubleWriteContext,
-    sides: &'conn mut [SideConn<C>; 2],
+    env: &SideEnv<'_>,
+    slot: &'conn mut SideConn<C>,
     side: Side,
     query: Shared<C>,
 ) -> QueryResult<<C as AsyncConnectionCore>::Stream<'conn, 'static>> {
     let start = Instant::now();
-    let slot = &mut sides[side.index()];
-    let conn = slot
-        .conn
+    let SideConn { conn, lost } = slot;
+    let conn = conn
         .as_mut()
         .expect("diesel-rw: the side's connection is open (ensured)");
     let result = AsyncConnectionCore::load(conn, query).await;
-    match &result {
-        Ok(_) => ctx.metrics().success(side, start.elapsed()),
-        Err(error) => {
-            ctx.metrics().failure(side, start.elapsed());
-            if connection_lost(error) {
-                slot.lost = true;
-            }
-        }
-    }
+    count(env.ctx, side, start, lost, &result);
     result
+}
+
+/// Loads `query` on `slot` (connected already) and reads every row, counting the outcome: the
+/// rows, and their images for comparison.
+async fn load_all<'conn, C: AsyncDoubleWritable>(
+    env: &SideEnv<'_>,
+    slot: &'conn mut SideConn<C>,
+    side: Side,
+    query: Shared<C>,
+) -> QueryResult<(C::Buffer<'conn>, Vec<RowImage>)> {
+    let start = Instant::now();
+    let SideConn { conn, lost } = slot;
+    let conn = conn
+        .as_mut()
+        .expect("diesel-rw: the side's connection is open (ensured)");
+    let rows = async {
+        let stream = AsyncConnectionCore::load(conn, query).await?;
+        let mut stream = std::pin::pin!(stream);
+        let (mut rows, mut images) = (C::Buffer::default(), Vec::new());
+        while let Some(row) = stream.next().await {
+            let row = row?;
+            images.push(row_image::<C::Backend, _>(&row));
+            rows.extend(Some(row));
+        }
+        Ok((rows, images))
+    }
+    .await;
+    count(env.ctx, side, start, lost, &rows);
+    rows
 }
 
 /// Runs `query` on `conn` and reads every row, keeping their images for comparison.
@@ -618,21 +582,29 @@ async fn drain_images<C: AsyncDoubleWritable>(
 }
 
 /// The stream of [`AsyncDoubleWriteConnection`]'s `load`: the rows of the side that served the
-/// statement (for a write, the first side), each compared, for a write that both sides ran, with
-/// the row the second side returned at the same position.
+/// statement. For a read, and a write that runs on one side, that side's stream as it comes;
+/// for a write that runs on both sides (`... RETURNING`), the first side's rows, read in full
+/// before the second side ran the statement (see
+/// [`DoubleWriteCursor`](super::DoubleWriteCursor) on their size).
 pub struct DoubleWriteStream<'conn, C: AsyncDoubleWritable> {
-    inner: Pin<Box<<C as AsyncConnectionCore>::Stream<'conn, 'static>>>,
-    check: Option<RowCheck>,
+    rows: StreamRows<'conn, C>,
+}
+
+enum StreamRows<'conn, C: AsyncDoubleWritable> {
+    Live(Pin<Box<<C as AsyncConnectionCore>::Stream<'conn, 'static>>>),
+    Buffered(C::Buffer<'conn>),
 }
 
 impl<'conn, C: AsyncDoubleWritable> DoubleWriteStream<'conn, C> {
-    fn new(
-        inner: <C as AsyncConnectionCore>::Stream<'conn, 'static>,
-        check: Option<RowCheck>,
-    ) -> Self {
+    fn live(inner: <C as AsyncConnectionCore>::Stream<'conn, 'static>) -> Self {
         DoubleWriteStream {
-            inner: Box::pin(inner),
-            check,
+            rows: StreamRows::Live(Box::pin(inner)),
+        }
+    }
+
+    fn buffered(rows: C::Buffer<'conn>) -> Self {
+        DoubleWriteStream {
+            rows: StreamRows::Buffered(rows),
         }
     }
 }
@@ -641,39 +613,18 @@ impl<'conn, C: AsyncDoubleWritable> Stream for DoubleWriteStream<'conn, C> {
     type Item = QueryResult<RowOf<'conn, C>>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        // Both fields are `Unpin`.
-        let this = self.get_mut();
-        let item = std::task::ready!(this.inner.as_mut().poll_next(cx));
-        if let Some(check) = &mut this.check {
-            match &item {
-                Some(Ok(row)) => check.observe(row_image::<C::Backend, _>(row)),
-                Some(Err(_)) => check.abandon(),
-                None => check.finish(),
-            }
-        }
-        Poll::Ready(item)
-    }
-}
-
-impl<C: AsyncDoubleWritable> Drop for DoubleWriteStream<'_, C> {
-    fn drop(&mut self) {
-        if let Some(check) = &mut self.check {
-            check.finish_partial();
+        // Both variants are `Unpin`.
+        match &mut self.get_mut().rows {
+            StreamRows::Live(inner) => inner.as_mut().poll_next(cx),
+            StreamRows::Buffered(rows) => Poll::Ready(rows.next().map(Ok)),
         }
     }
 }
 
 impl<C: AsyncDoubleWritable> SimpleAsyncConnection for AsyncDoubleWriteConnection<C> {
     async fn batch_execute(&mut self, query: &str) -> QueryResult<()> {
-        let pattern = self.statement_pattern()?;
-        self.run(
-            classify_sql(query),
-            pattern,
-            query.to_owned(),
-            &Batch(query),
-            same,
-        )
-        .await
+        self.run(classify_sql(query), query.to_owned(), &Batch(query), same)
+            .await
     }
 }
 
@@ -692,18 +643,13 @@ impl<C: AsyncDoubleWritable> AsyncConnectionCore for AsyncDoubleWriteConnection<
         let query = source.as_query();
         // `INSERT ... RETURNING` arrives here: the classification makes it a write.
         let kind = classify_query::<C::Backend, T::Query>(&query);
-        let pattern = match self.statement_pattern() {
-            Ok(pattern) => pattern,
-            Err(e) => return Box::pin(std::future::ready(Err(e.into()))),
-        };
-        let double = kind.is_write() && pattern.is_double();
-        let sql = if double {
+        let sql = if kind.is_write() && self.core.pattern().is_double() {
             render::<C::Backend, T::Query>(&query)
         } else {
             String::new()
         };
         match <C::Backend as AsyncDoubleWriteBackend>::share(&query) {
-            Ok(shared) => Box::pin(self.load_shared(pattern, double, sql, shared)),
+            Ok(shared) => Box::pin(self.load_shared(kind, sql, shared)),
             Err(e) => Box::pin(std::future::ready(Err(e))),
         }
     }
@@ -716,11 +662,7 @@ impl<C: AsyncDoubleWritable> AsyncConnectionCore for AsyncDoubleWriteConnection<
         T: QueryFragment<Self::Backend> + QueryId + 'query,
     {
         let kind = classify_query::<C::Backend, T>(&source);
-        let pattern = match self.statement_pattern() {
-            Ok(pattern) => pattern,
-            Err(e) => return Box::pin(std::future::ready(Err(e.into()))),
-        };
-        let sql = if kind.is_write() && pattern.is_double() {
+        let sql = if kind.is_write() && self.core.pattern().is_double() {
             render::<C::Backend, T>(&source)
         } else {
             String::new()
@@ -730,7 +672,7 @@ impl<C: AsyncDoubleWritable> AsyncConnectionCore for AsyncDoubleWriteConnection<
             Err(e) => return Box::pin(std::future::ready(Err(e))),
         };
         Box::pin(async move {
-            self.run(kind, pattern, sql, &Execute::<C>(shared), differ_counts)
+            self.run(kind, sql, &Execute::<C>(shared), differ_counts)
                 .await
         })
     }
@@ -751,7 +693,7 @@ impl<C: AsyncDoubleWritable> AsyncConnection for AsyncDoubleWriteConnection<C> {
     }
 
     async fn begin_test_transaction(&mut self) -> QueryResult<()> {
-        match &self.status {
+        match &self.core.status {
             TransactionManagerStatus::Valid(valid) => {
                 assert_eq!(None, valid.transaction_depth());
             }
@@ -761,19 +703,24 @@ impl<C: AsyncDoubleWritable> AsyncConnection for AsyncDoubleWriteConnection<C> {
     }
 
     fn transaction_state(&mut self) -> &mut TransactionManagerStatus {
-        &mut self.status
+        &mut self.core.status
     }
 
     fn instrumentation(&mut self) -> &mut dyn Instrumentation {
-        &mut self.instrumentation
+        self.core.instrumentation.get()
     }
 
+    /// Sets the instrumentation that sees every statement and transaction event of both
+    /// sides: each side connection reports to it (those opened later too).
     fn set_instrumentation(&mut self, instrumentation: impl Instrumentation) {
-        self.instrumentation = Some(Box::new(instrumentation));
+        let shared = self.core.instrumentation.set(instrumentation);
+        for conn in self.sides.iter_mut().filter_map(|s| s.conn.as_mut()) {
+            conn.set_instrumentation(shared.clone());
+        }
     }
 
     fn set_prepared_statement_cache_size(&mut self, size: CacheSize) {
-        self.cache_size = Some(size);
+        self.core.cache_size = Some(size);
         for conn in self.sides.iter_mut().filter_map(|s| s.conn.as_mut()) {
             conn.set_prepared_statement_cache_size(size);
         }
@@ -783,7 +730,14 @@ impl<C: AsyncDoubleWritable> AsyncConnection for AsyncDoubleWriteConnection<C> {
 /// Lets an `AsyncDoubleWriteConnection` live in a diesel-async pool: broken when its transaction
 /// state is (an open transaction, or one in error).
 impl<C: AsyncDoubleWritable> PoolableConnection for AsyncDoubleWriteConnection<C> {
+    /// Called by the pool at each checkout of a pooled connection: a double write over two
+    /// clusters gives its side connections back to their pools here, so each checkout starts
+    /// with fresh routing state on both sides.
     fn is_broken(&mut self) -> bool {
-        <AsyncDoubleWriteTransactionManager as TransactionManager<Self>>::is_broken_transaction_manager(self)
+        let broken = <AsyncDoubleWriteTransactionManager as TransactionManager<Self>>::is_broken_transaction_manager(self);
+        if !broken {
+            self.release_cluster_sides();
+        }
+        broken
     }
 }

@@ -1,9 +1,11 @@
 //! [`AsyncDoubleWrite`]: a deadpool pool of [`AsyncDoubleWriteConnection`]s that share one
 //! context.
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::ops::DerefMut;
+use std::sync::Arc;
 
 use diesel::result::ConnectionError;
 use diesel_async::pooled_connection::deadpool::{Hook, HookError, Object, Pool};
@@ -12,14 +14,15 @@ use diesel_async::pooled_connection::{
 };
 
 use super::async_connection::{AsyncDoubleWritable, AsyncDoubleWriteConnection};
-use super::builder::{DoubleWriteBuilder, PoolSettings};
-use super::context::DoubleWriteContext;
+use super::builder::{pools, DoubleWriteBuilder, PoolSettings};
+use super::context::{AsyncConnector, DoubleWriteContext};
 use super::health::HealthReport;
 use super::journal::MemoryJournal;
 use super::metrics::MetricsSnapshot;
 use super::pattern::Side;
 use super::switch::PatternSwitch;
 use crate::error::Error;
+use crate::{AsyncPoolable, AsyncRwConnection, AsyncRwPool};
 
 /// A connection type whose [`AsyncDoubleWriteConnection`]s diesel-async's deadpool support can
 /// pool: `AsyncPgConnection`, `AsyncMysqlConnection`, `SyncConnectionWrapper<SqliteConnection>`.
@@ -202,6 +205,61 @@ impl<C: AsyncDoubleWritePoolable> AsyncDoubleWrite<C> {
             .health_check()
             .await
     }
+}
+
+/// A double write over two clusters, as [`DoubleWrite<RwConnection<C>>`](super::DoubleWrite)
+/// for diesel-async: each side is an [`AsyncRwPool`] and each side's connection that pool's
+/// [`AsyncRwConnection`]. Writes go to each side's primary; reads follow the pattern to one
+/// cluster and are routed there by that cluster's replicas, health and consistency.
+///
+/// ```no_run
+/// # #[cfg(feature = "postgres")]
+/// # async fn run() -> Result<(), diesel_rw::Error> {
+/// use diesel_async::AsyncPgConnection;
+/// use diesel_rw::double_write::{AsyncDoubleWrite, Pattern, PatternSwitch};
+/// use diesel_rw::{AsyncRwConnection, AsyncRwPool};
+///
+/// let cluster = |primary: &str, replica: &str| {
+///     AsyncRwPool::<AsyncPgConnection>::builder().primary(primary).replica(replica).build()
+/// };
+/// let pool = AsyncDoubleWrite::<AsyncRwConnection<AsyncPgConnection>>::builder()
+///     .source_cluster(cluster("postgres://127.0.0.1:55432/app", "postgres://127.0.0.1:55433/app")?)
+///     .destination_cluster(cluster("postgres://127.0.0.1:55434/app", "postgres://127.0.0.1:55435/app")?)
+///     .pattern(PatternSwitch::new(Pattern::SrcFirst))
+///     .build()?;
+/// let mut conn = pool.get().await?;
+/// # Ok(()) }
+/// ```
+impl<C> DoubleWriteBuilder<AsyncDoubleWrite<AsyncRwConnection<C>>>
+where
+    C: AsyncPoolable,
+    AsyncRwConnection<C>: AsyncDoubleWritePoolable,
+{
+    /// The source cluster: its primary takes the writes, its replicas serve the reads of
+    /// `SrcOnly` and `SrcFirst`.
+    pub fn source_cluster(self, pool: AsyncRwPool<C>) -> Self {
+        let url = pool.cluster.primary.url().clone();
+        self.cluster(Side::Source, pool, url, async_connector::<C>)
+    }
+
+    /// The destination cluster: its primary takes the writes, its replicas serve the reads of
+    /// `DstFirst` and `DstOnly`.
+    pub fn destination_cluster(self, pool: AsyncRwPool<C>) -> Self {
+        let url = pool.cluster.primary.url().clone();
+        self.cluster(Side::Destination, pool, url, async_connector::<C>)
+    }
+}
+
+/// The connector of a double write over two [`AsyncRwPool`]s.
+fn async_connector<C: AsyncPoolable>(
+    clusters: [Arc<dyn Any + Send + Sync>; 2],
+) -> Arc<dyn Any + Send + Sync> {
+    let pools = pools::<AsyncRwPool<C>>(&clusters);
+    let connector: AsyncConnector<AsyncRwConnection<C>> = Arc::new(move |side| {
+        let conn = pools[side.index()].connection();
+        Box::pin(std::future::ready(Ok(conn)))
+    });
+    Arc::new(connector)
 }
 
 impl<C: AsyncDoubleWritePoolable> DoubleWriteBuilder<AsyncDoubleWrite<C>> {

@@ -7,7 +7,9 @@ use diesel_async::{AsyncConnection, TransactionManager};
 
 use super::async_connection::{AsyncDoubleWritable, AsyncDoubleWriteConnection, BoxFuture, SideOp};
 use super::pattern::Side;
-use super::transaction::{copy_status, open_depth, SecondState, TxState};
+use super::transaction::{
+    begin_failed, copy_status, first_commit_failed, open_depth, SecondState, TxState,
+};
 
 /// The transaction manager of [`AsyncDoubleWriteConnection`]: the outermost `BEGIN` reads the
 /// pattern and keeps it for the whole transaction; it begins on the first side, then on the
@@ -40,7 +42,7 @@ impl<C: AsyncDoubleWritable> TransactionManager<AsyncDoubleWriteConnection<C>>
     fn transaction_manager_status_mut(
         conn: &mut AsyncDoubleWriteConnection<C>,
     ) -> &mut TransactionManagerStatus {
-        &mut conn.status
+        &mut conn.core.status
     }
 }
 
@@ -85,27 +87,27 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
         if self.sides[first.index()].lost {
             // The connection is gone, and its transaction with it on the server; it is opened
             // again before the next statement.
-            self.status = TransactionManagerStatus::default();
-            self.tx = None;
+            self.core.status = TransactionManagerStatus::default();
+            self.core.tx = None;
             return;
         }
-        self.status = match self.sides[first.index()].conn.as_mut() {
+        self.core.status = match self.sides[first.index()].conn.as_mut() {
             Some(conn) => copy_status(Inner::<C>::transaction_manager_status_mut(conn)),
             None => TransactionManagerStatus::default(),
         };
-        if matches!(self.status.transaction_depth(), Ok(None)) {
-            self.tx = None;
+        if matches!(self.core.status.transaction_depth(), Ok(None)) {
+            self.core.tx = None;
         }
     }
 
     /// `BEGIN` (or a savepoint) on both sides. `test` marks a test transaction.
     pub(super) async fn begin(&mut self, test: bool) -> QueryResult<()> {
-        let depth = self.status.transaction_depth()?.map_or(0, |d| d.get());
-        let tx = match self.tx.take() {
+        let depth = self.core.status.transaction_depth()?.map_or(0, |d| d.get());
+        let tx = match self.core.tx.take() {
             Some(tx) if depth > 0 => tx,
             _ => {
                 // The outermost BEGIN: the transaction keeps the pattern it begins with.
-                let pattern = self.statement_pattern()?;
+                let pattern = self.core.statement_pattern()?;
                 self.ensure_retrying(pattern.first()).await?;
                 TxState::new(pattern)
             }
@@ -114,7 +116,7 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
         let second = tx.pattern.second();
         let intact = matches!(tx.second, SecondState::Intact);
         // Inside the transaction from here: no reconnect, no retry.
-        self.tx = Some(tx);
+        self.core.tx = Some(tx);
         let result = self.step(first, &Begin(test)).await;
         self.sync_status(first);
         result?;
@@ -123,9 +125,9 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
         };
         let begun = if depth == 0 {
             // The second side may (re)connect before its BEGIN.
-            let tx = self.tx.take();
+            let tx = self.core.tx.take();
             let connected = self.ensure_retrying(second).await;
-            self.tx = tx;
+            self.core.tx = tx;
             match connected {
                 Ok(()) => self.step(second, &Begin(test)).await,
                 Err(e) => Err(e),
@@ -136,7 +138,7 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
         let Err(error) = begun else {
             return Ok(());
         };
-        if let Some(tx) = &mut self.tx {
+        if let Some(tx) = &mut self.core.tx {
             tx.break_second(depth, format!("its BEGIN failed: {error}"));
         }
         // The outermost BEGIN (in either mode), or a savepoint in strict mode: nothing was
@@ -144,13 +146,13 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
         // can run the whole transaction again. In lenient mode a savepoint the second side
         // refuses inside a running transaction leaves that side broken for the rest of it
         // (its writes journaled, its transaction rolled back at commit).
-        if self.ctx.is_strict() || depth == 0 {
+        if self.core.ctx.is_strict() || depth == 0 {
             let _ = self.step(first, &Rollback).await;
             if depth == 0 {
                 self.rollback_to(second, 0).await;
             }
             self.sync_status(first);
-            return Err(error);
+            return Err(begin_failed(second, depth, error));
         }
         tracing::warn!(target: "diesel_rw::double_write", %second, %error, "the second side could not open a savepoint; the rest of the transaction runs on the first side alone");
         Ok(())
@@ -158,32 +160,36 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
 
     /// `COMMIT` (or a savepoint release): the first side, then the second.
     pub(super) async fn commit(&mut self) -> QueryResult<()> {
-        let depth = open_depth(&self.status, &self.tx)?;
+        let depth = open_depth(&self.core.status, &self.core.tx)?;
         let (first, second) = self.open_sides();
         let result = self.step(first, &Commit).await;
         if depth > 1 {
             self.sync_status(first);
             result?;
-            let release = self.tx.as_mut().is_some_and(|tx| tx.released(depth));
+            let release = self.core.tx.as_mut().is_some_and(|tx| tx.released(depth));
             if let (true, Some(second)) = (release, second) {
                 let released = self.step(second, &Commit).await;
-                if let (Err(error), Some(tx)) = (released, &mut self.tx) {
+                if let (Err(error), Some(tx)) = (released, &mut self.core.tx) {
                     tx.break_second(depth - 1, format!("its RELEASE SAVEPOINT failed: {error}"));
                 }
             }
             return Ok(());
         }
-        let tx = self.tx.take().expect("an open transaction has its state");
+        let tx = self
+            .core
+            .tx
+            .take()
+            .expect("an open transaction has its state");
         self.sync_status(first);
         if let Err(error) = result {
             // Nothing committed on the first side: roll the second back too.
             if let Some(second) = second {
                 self.rollback_to(second, 0).await;
             }
-            if matches!(self.status.transaction_depth(), Ok(Some(_))) {
-                self.tx = Some(tx);
+            if matches!(self.core.status.transaction_depth(), Ok(Some(_))) {
+                self.core.tx = Some(tx);
             }
-            return Err(error);
+            return Err(first_commit_failed(&self.core.ctx, first, second, error));
         }
         let Some(second) = second else {
             return Ok(());
@@ -196,18 +202,22 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
             },
         };
         self.rollback_to(second, 0).await;
-        tx.partial_commit(&self.ctx, second, reason)
+        tx.partial_commit(&self.core.ctx, second, reason)
     }
 
     /// `ROLLBACK` (or a rollback to a savepoint) on both sides.
     pub(super) async fn rollback(&mut self) -> QueryResult<()> {
-        let depth = open_depth(&self.status, &self.tx)?;
+        let depth = open_depth(&self.core.status, &self.core.tx)?;
         let (first, second) = self.open_sides();
         let result = self.step(first, &Rollback).await;
-        let recover = self.tx.as_mut().is_some_and(|tx| tx.rolled_back(depth));
+        let recover = self
+            .core
+            .tx
+            .as_mut()
+            .is_some_and(|tx| tx.rolled_back(depth));
         if let Some(second) = second {
             let ok = self.rollback_to(second, depth - 1).await;
-            if let Some(tx) = &mut self.tx {
+            if let Some(tx) = &mut self.core.tx {
                 tx.second_rolled_back(depth, ok, recover);
             }
         }
@@ -240,6 +250,10 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
 
     /// The sides of the open transaction.
     fn open_sides(&self) -> (Side, Option<Side>) {
-        self.tx.as_ref().expect("checked by open_depth").sides()
+        self.core
+            .tx
+            .as_ref()
+            .expect("checked by open_depth")
+            .sides()
     }
 }

@@ -1,14 +1,16 @@
 //! [`DoubleWriteBuilder`]: builds a [`DoubleWrite`] pool (or, with the `async` feature, an
 //! `AsyncDoubleWrite` pool), or a [`DoubleWriteContext`] to share.
 
+use std::any::Any;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use diesel::connection::LoadConnection;
 use diesel::r2d2::R2D2Connection;
 
 use super::backend::DoubleWriteBackend;
-use super::context::{ContextInner, DoubleWriteContext, OnConnect};
+use super::context::{Connector, ContextInner, DoubleWriteContext, OnConnect};
 use super::journal::{Journal, MemoryJournal};
 use super::metrics::Metrics;
 use super::pattern::Side;
@@ -19,6 +21,7 @@ use super::switch::PatternSwitch;
 use crate::backend::RwBackend;
 use crate::error::Error;
 use crate::url::NodeUrl;
+use crate::{RwConnection, RwPool};
 
 /// Builds a pool of type `P` ([`DoubleWrite`], or with the `async` feature `AsyncDoubleWrite`)
 /// from a source URL, a destination URL and settings; `build()` validates everything and says
@@ -36,6 +39,10 @@ pub struct DoubleWriteBuilder<P> {
     journal: Option<Arc<dyn Journal>>,
     /// An `OnConnect<C>` (sync pools only).
     on_connect: Option<Arc<dyn std::any::Any + Send + Sync>>,
+    /// The pools of a double write over two clusters (`RwPool<C>` or `AsyncRwPool<C>`), by side.
+    clusters: [Option<Arc<dyn Any + Send + Sync>>; 2],
+    /// Makes the context's connector from the two pools (set with them, typed by them).
+    make_connector: Option<MakeConnector>,
     max_size: u32,
     min_idle: Option<u32>,
     connection_timeout: Duration,
@@ -54,6 +61,8 @@ impl<P> Default for DoubleWriteBuilder<P> {
             retry: Retry::off(),
             journal: None,
             on_connect: None,
+            clusters: [None, None],
+            make_connector: None,
             max_size: 10,
             min_idle: Some(0),
             connection_timeout: Duration::from_secs(5),
@@ -76,6 +85,10 @@ impl<P> std::fmt::Debug for DoubleWriteBuilder<P> {
             .finish_non_exhaustive()
     }
 }
+
+/// Makes a context's connector (`Connector<C>` or `AsyncConnector<C>`) from a source and a
+/// destination pool.
+pub(super) type MakeConnector = fn([Arc<dyn Any + Send + Sync>; 2]) -> Arc<dyn Any + Send + Sync>;
 
 /// The settings of a pool (r2d2 or deadpool).
 #[doc(hidden)]
@@ -191,6 +204,20 @@ impl<P> DoubleWriteBuilder<P> {
                 "the connection timeout must be longer than zero".into(),
             ));
         }
+        let connector = match (self.clusters, self.make_connector) {
+            ([None, None], _) => None,
+            ([Some(source), Some(destination)], Some(make)) => Some(make([source, destination])),
+            ([None, _], _) => {
+                return Err(Error::Config(
+                    "the destination is a cluster and the source is not: give the source as a cluster too, with .source_cluster(pool) (an RwPool with the source's primary and replicas)".into(),
+                ))
+            }
+            (_, _) => {
+                return Err(Error::Config(
+                    "the source is a cluster and the destination is not: give the destination as a cluster too, with .destination_cluster(pool) (an RwPool with the destination's primary and replicas)".into(),
+                ))
+            }
+        };
         let (journal, memory) = match self.journal {
             Some(journal) => (journal, None),
             None => {
@@ -208,6 +235,7 @@ impl<P> DoubleWriteBuilder<P> {
             memory,
             metrics: Metrics::default(),
             on_connect: self.on_connect,
+            connector,
         });
         let settings = PoolSettings {
             max_size: self.max_size,
@@ -218,6 +246,101 @@ impl<P> DoubleWriteBuilder<P> {
         };
         Ok((context, settings))
     }
+}
+
+impl<P> DoubleWriteBuilder<P> {
+    /// Makes `side` the cluster `pool` (its primary's URL is the side's URL); `make` turns the
+    /// two pools into the context's connector.
+    pub(super) fn cluster<T: Any + Send + Sync>(
+        mut self,
+        side: Side,
+        pool: T,
+        url: NodeUrl,
+        make: MakeConnector,
+    ) -> Self {
+        match side {
+            Side::Source => self.source = Some(url),
+            Side::Destination => self.destination = Some(url),
+        }
+        self.clusters[side.index()] = Some(Arc::new(pool));
+        self.make_connector = Some(make);
+        self
+    }
+}
+
+/// The two pools of a double write over two clusters, by side.
+pub(super) fn pools<T: Any + Clone>(clusters: &[Arc<dyn Any + Send + Sync>; 2]) -> [T; 2] {
+    clusters.each_ref().map(|pool| {
+        pool.downcast_ref::<T>()
+            .expect("diesel-rw: both clusters are pools of one type")
+            .clone()
+    })
+}
+
+/// A double write over two clusters: each side is an [`RwPool`] (a primary and its replicas,
+/// with its own policy, health checks and [`Consistency`](crate::Consistency)), and each side's
+/// connection is that pool's [`RwConnection`].
+///
+/// Writes go to each side's primary; reads follow the pattern to one cluster (`SrcOnly` and
+/// `SrcFirst` to the source's, `DstFirst` and `DstOnly` to the destination's) and are routed
+/// there as by the cluster's own pool: to its replicas, and to its primary after a write per its
+/// consistency (causal read-your-writes included). Transactions run on both primaries. Each
+/// checkout of the double-write pool starts with fresh routing state on both sides. Size each
+/// cluster's pools for the double-write pool: every connection in use holds a primary
+/// connection of each side.
+///
+/// ```no_run
+/// # #[cfg(feature = "postgres")]
+/// # fn main() -> Result<(), diesel_rw::Error> {
+/// use diesel::PgConnection;
+/// use diesel_rw::double_write::{DoubleWrite, Pattern, PatternSwitch};
+/// use diesel_rw::{Consistency, RwConnection, RwPool};
+///
+/// let cluster = |primary: &str, replica: &str| {
+///     RwPool::<PgConnection>::builder()
+///         .primary(primary)
+///         .replica(replica)
+///         .consistency(Consistency::Causal)
+///         .build()
+/// };
+/// let switch = PatternSwitch::new(Pattern::SrcOnly);
+/// let pool = DoubleWrite::<RwConnection<PgConnection>>::builder()
+///     .source_cluster(cluster("postgres://127.0.0.1:55432/app", "postgres://127.0.0.1:55433/app")?)
+///     .destination_cluster(cluster("postgres://127.0.0.1:55434/app", "postgres://127.0.0.1:55435/app")?)
+///     .pattern(switch.clone())
+///     .build()?;
+/// # Ok(()) }
+/// # #[cfg(not(feature = "postgres"))] fn main() {}
+/// ```
+impl<C> DoubleWriteBuilder<DoubleWrite<RwConnection<C>>>
+where
+    C: R2D2Connection + LoadConnection + 'static,
+    C::Backend: DoubleWriteBackend,
+{
+    /// The source cluster: its primary takes the writes, its replicas serve the reads of
+    /// `SrcOnly` and `SrcFirst`.
+    pub fn source_cluster(self, pool: RwPool<C>) -> Self {
+        let url = pool.cluster.primary.url().clone();
+        self.cluster(Side::Source, pool, url, connector::<C>)
+    }
+
+    /// The destination cluster: its primary takes the writes, its replicas serve the reads of
+    /// `DstFirst` and `DstOnly`.
+    pub fn destination_cluster(self, pool: RwPool<C>) -> Self {
+        let url = pool.cluster.primary.url().clone();
+        self.cluster(Side::Destination, pool, url, connector::<C>)
+    }
+}
+
+/// The connector of a double write over two [`RwPool`]s.
+fn connector<C>(clusters: [Arc<dyn Any + Send + Sync>; 2]) -> Arc<dyn Any + Send + Sync>
+where
+    C: R2D2Connection + LoadConnection + 'static,
+    C::Backend: DoubleWriteBackend,
+{
+    let pools = pools::<RwPool<C>>(&clusters);
+    let connector: Connector<RwConnection<C>> = Arc::new(move |side| pools[side.index()].get());
+    Arc::new(connector)
 }
 
 impl<C> DoubleWriteBuilder<DoubleWrite<C>>

@@ -1,7 +1,8 @@
 //! [`DoubleWriteConnection`]: a diesel connection over a source and a destination database.
 
 use std::fmt;
-use std::time::{Instant, SystemTime};
+use std::sync::Arc;
+use std::time::Instant;
 
 use diesel::connection::{
     CacheSize, Connection, ConnectionSealed, Instrumentation, LoadConnection, SimpleConnection,
@@ -16,50 +17,60 @@ use diesel::result::{ConnectionError, ConnectionResult, QueryResult};
 
 use super::backend::{row_image, DoubleWriteBackend, RowImage};
 use super::context::DoubleWriteContext;
-use super::cursor::{DoubleWriteCursor, RowCheck};
+use super::core::{differ_counts, differ_rows, same, DwCore, SideEnv};
+use super::cursor::DoubleWriteCursor;
 use super::health::{HealthReport, SideHealth};
-use super::journal::{self, count_binds, EntryKind, JournalEntry};
 use super::pattern::{Pattern, Side};
 use super::switch::PatternSwitch;
-use super::transaction::{DoubleWriteTransactionManager, SecondState, TxState};
+use super::transaction::DoubleWriteTransactionManager;
 use crate::classify::{classify_query, classify_sql, StatementKind};
 use crate::error::Error;
+use crate::replay::Replay;
 
 /// A diesel [`Connection`] that double-writes to a source and a destination database of the same
 /// backend, following the [`Pattern`] of its [`PatternSwitch`].
 ///
 /// - **Reads** go to the source under `SrcOnly`/`SrcFirst`, to the destination under
-///   `DstFirst`/`DstOnly`.
+///   `DstFirst`/`DstOnly`, never to the other side. Over two clusters
+///   ([`DoubleWriteBuilder::source_cluster`](super::DoubleWriteBuilder)), a side's connection
+///   is that cluster's [`RwConnection`](crate::RwConnection), which routes the read to its
+///   replicas, stickiness and causal consistency included.
 /// - **Writes** (classified by their SQL text like [`RwConnection`](crate::RwConnection)'s:
-///   unknown is a write) go to the first side, then to the second only if the first applied them.
-///   A write that arrives through `load` (`get_result` on `INSERT/UPDATE ... RETURNING`, or
-///   another write-classified query such as `SELECT ... FOR UPDATE`) runs on the second side
-///   first and is drained there, then on the first side, whose cursor is returned: the statement
-///   is moved into that cursor, so it cannot be run after it. As the cursor is read, each row is
-///   compared with the second side's (the raw field values, see
-///   [`DoubleWriteBackend::value_image`]); rows that differ, a different number of rows, or an
-///   `execute` whose affected row counts differ, are journaled as an
-///   [`EntryKind::Divergence`]. A cursor dropped before its end is read to its end, so that the
-///   comparison is complete and the statement has run (SQLite runs a statement as it is read).
-/// - **Failures**: in lenient mode (the default) a second-side failure is counted, journaled,
-///   and the call returns the first side's result. In strict mode the call returns
-///   [`Error::SecondaryWriteFailed`] (or, for a write through `load` that the second side applied
-///   and the first refused, [`Error::FirstWriteFailed`]), which say the write is applied and must
-///   not be repeated. Both modes send the same statements; they differ in what the call
-///   returns, except at a transaction's `BEGIN` (see below).
+///   unknown is a write), whatever the path (`execute`, `batch_execute`, `load` with
+///   `RETURNING`, `save_changes`), run on the first side, then on the second only if the first
+///   applied them. A write the first side rejects never reaches the second; the caller gets the
+///   first side's error. For a write through `load` (`get_result` on
+///   `INSERT/UPDATE/DELETE ... RETURNING`, or another write-classified query such as
+///   `SELECT ... FOR UPDATE`) the first side's rows are read in full and buffered (a `RETURNING`
+///   result is as large as the rows written), then the second side runs it, then the caller gets
+///   the first side's rows ([`DoubleWriteCursor`]). The two sides' rows (their raw field values,
+///   see [`DoubleWriteBackend::value_image`]), or the affected row counts of an `execute`, are
+///   compared; a difference is journaled as an [`EntryKind::Divergence`](super::EntryKind).
+/// - **Failures**: in lenient mode (the default) a second-side failure is counted, journaled
+///   (the entry's `side` is always the side that lacks the write), and the call returns the
+///   first side's result. In strict mode the call returns [`Error::SecondaryWriteFailed`], which
+///   says what holds: outside a transaction, applied on the first side and not on the second
+///   (do not repeat it; repair the second); inside one, nothing committed (roll back and run the
+///   transaction again). Both modes send the same statements; they differ in what the call
+///   returns, except at a savepoint (see below).
 /// - **Transactions** begin on both sides (the first, then the second) and keep the pattern they
 ///   began with. Commit commits the first side, then the second; rollback rolls back both.
 ///   Savepoints are mirrored; [`begin_test_transaction`](Connection::begin_test_transaction)
 ///   runs on both. When the second side cannot begin, the first side's BEGIN is rolled back and
-///   the error returned, in either mode (nothing was written: the caller can run the
-///   transaction again); a savepoint the second side refuses inside a running transaction is an
-///   error in strict mode, and in lenient mode leaves that side broken for the rest of the
+///   [`Error::NothingApplied`] returned, in either mode (nothing was written: the caller can run
+///   the transaction again); a savepoint the second side refuses inside a running transaction is
+///   an error in strict mode, and in lenient mode leaves that side broken for the rest of the
 ///   transaction. When a statement fails on the second side inside a transaction, nothing more is
 ///   sent there (on PostgreSQL its transaction is aborted anyway), and at commit its transaction
 ///   is rolled back; every write of the transaction is then journaled as a
-///   [`EntryKind::PartialCommit`], as when the second commit fails after the first succeeded. In
-///   strict mode such a commit returns [`Error::PartialCommit`]. A failure inside a savepoint
-///   that is then rolled back on both sides leaves nothing to journal.
+///   [`EntryKind::PartialCommit`](super::EntryKind), as when the second commit fails after the
+///   first succeeded. In strict mode such a commit returns [`Error::PartialCommit`]. When the
+///   first side refuses the COMMIT, the second side is rolled back and the call returns
+///   [`Error::NothingApplied`]; when the first side's connection breaks during its COMMIT,
+///   [`Error::CommitOutcomeUnknown`]. A failure inside a savepoint that is then rolled back on
+///   both sides leaves nothing to journal.
+/// - **Instrumentation** set with `set_instrumentation` sees every statement and transaction
+///   event of both sides.
 /// - **Retry** (off by default, see [`Retry`](super::Retry)): only what provably did not apply,
 ///   never inside a transaction.
 /// - **Connections**: each side's connection opens at the first statement that needs it (the
@@ -107,13 +118,8 @@ use crate::error::Error;
 /// # }
 /// ```
 pub struct DoubleWriteConnection<C: R2D2Connection + 'static> {
-    pub(super) ctx: DoubleWriteContext,
+    pub(super) core: DwCore,
     pub(super) sides: [SideConn<C>; 2],
-    pub(super) status: TransactionManagerStatus,
-    pub(super) tx: Option<TxState>,
-    last_pattern: Option<Pattern>,
-    instrumentation: Option<Box<dyn Instrumentation>>,
-    cache_size: Option<CacheSize>,
 }
 
 /// One side's connection.
@@ -133,15 +139,28 @@ impl<C> Default for SideConn<C> {
     }
 }
 
+impl<C> SideConn<C> {
+    /// Whether the connection is open and not known to be lost.
+    pub(super) fn is_connected(&self) -> bool {
+        self.conn.is_some() && !self.lost
+    }
+}
+
+/// The two side connections, as the first and the second side of `first`'s pattern.
+pub(super) fn split<C>(
+    sides: &mut [SideConn<C>; 2],
+    first: Side,
+) -> (&mut SideConn<C>, &mut SideConn<C>) {
+    let [source, destination] = sides;
+    match first {
+        Side::Source => (source, destination),
+        Side::Destination => (destination, source),
+    }
+}
+
 impl<C: R2D2Connection + 'static> fmt::Debug for DoubleWriteConnection<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DoubleWriteConnection")
-            .field("source", &self.ctx.node(Side::Source))
-            .field("destination", &self.ctx.node(Side::Destination))
-            .field("pattern", &self.ctx.switch().get())
-            .field("transaction_pattern", &self.tx.as_ref().map(|t| t.pattern))
-            .field("strict", &self.ctx.is_strict())
-            .finish_non_exhaustive()
+        self.core.debug("DoubleWriteConnection", f)
     }
 }
 
@@ -154,17 +173,9 @@ where
     /// (failing if it cannot), and tries the second; a side that is not needed yet, or could
     /// not be reached, connects at its first statement.
     pub fn connect(context: DoubleWriteContext) -> Result<Self, Error> {
-        let mut conn = DoubleWriteConnection {
-            ctx: context,
-            sides: Default::default(),
-            status: TransactionManagerStatus::default(),
-            tx: None,
-            last_pattern: None,
-            instrumentation: diesel::connection::get_default_instrumentation(),
-            cache_size: None,
-        };
-        let pattern = conn.ctx.switch().get();
-        conn.check_pattern(pattern)?;
+        let mut conn = DoubleWriteConnection::unconnected(context);
+        let pattern = conn.core.pattern();
+        conn.core.check_pattern(pattern)?;
         conn.ensure(pattern.first())?;
         if let Some(second) = pattern.second() {
             if let Err(e) = conn.ensure(second) {
@@ -174,55 +185,48 @@ where
         Ok(conn)
     }
 
-    /// A connection that has not connected any side yet (for health checks).
+    /// A connection that has not connected any side yet.
     pub(crate) fn unconnected(context: DoubleWriteContext) -> Self {
         DoubleWriteConnection {
-            ctx: context,
+            core: DwCore::new(context),
             sides: Default::default(),
-            status: TransactionManagerStatus::default(),
-            tx: None,
-            last_pattern: None,
-            instrumentation: None,
-            cache_size: None,
         }
     }
 
     /// What this connection shares with the others of its pool: switch, journal, metrics.
     pub fn context(&self) -> &DoubleWriteContext {
-        &self.ctx
+        &self.core.ctx
     }
 
     /// The switch this connection follows.
     pub fn switch(&self) -> &PatternSwitch {
-        self.ctx.switch()
+        self.core.ctx.switch()
     }
 
     /// The pattern the next statement will follow: the open transaction's, or the switch's.
     pub fn pattern(&self) -> Pattern {
-        self.tx
-            .as_ref()
-            .map_or_else(|| self.ctx.switch().get(), |tx| tx.pattern)
+        self.core.pattern()
     }
 
     /// The pattern the last statement (or transaction `BEGIN`) followed, if any ran.
     pub fn last_pattern(&self) -> Option<Pattern> {
-        self.last_pattern
+        self.core.last_pattern
     }
 
     /// The pattern of the open transaction, if one is open.
     pub fn transaction_pattern(&self) -> Option<Pattern> {
-        self.tx.as_ref().map(|tx| tx.pattern)
+        self.core.tx.as_ref().map(|tx| tx.pattern)
     }
 
     /// Whether `side`'s connection is open (and not known to be lost).
     pub fn is_connected(&self, side: Side) -> bool {
-        let s = &self.sides[side.index()];
-        s.conn.is_some() && !s.lost
+        self.sides[side.index()].is_connected()
     }
 
     /// Runs `f` on `side`'s own connection (connecting it if needed), bypassing the pattern: to
     /// inspect or repair one side, or for what diesel-rw cannot see. Nothing is mirrored,
-    /// counted or journaled.
+    /// counted or journaled. For a double write over two clusters, the side's connection is
+    /// that cluster's [`RwConnection`](crate::RwConnection), which routes as usual.
     pub fn with_side<T>(&mut self, side: Side, f: impl FnOnce(&mut C) -> T) -> Result<T, Error> {
         self.ensure(side)?;
         Ok(f(self.side_conn(side)))
@@ -231,7 +235,7 @@ where
     /// Pings both sides (connecting them if needed) and says which failed.
     pub fn health_check(&mut self) -> HealthReport {
         let mut check = |side: Side| {
-            let node = self.ctx.node(side)?.to_owned();
+            let node = self.core.ctx.node(side)?.to_owned();
             let start = Instant::now();
             let result = self
                 .ensure(side)
@@ -255,6 +259,16 @@ where
         }
     }
 
+    /// Gives the side connections of a double write over two clusters back to their pools
+    /// (outside a transaction), so that the next checkout of this connection starts with fresh
+    /// routing state on each side (no stickiness carried from one checkout to the next). A
+    /// connection over two plain databases keeps its side connections.
+    pub(super) fn release_cluster_sides(&mut self) {
+        if self.core.ctx.is_cluster() && self.core.tx.is_none() {
+            self.sides = Default::default();
+        }
+    }
+
     pub(super) fn side_conn(&mut self, side: Side) -> &mut C {
         self.sides[side.index()]
             .conn
@@ -262,66 +276,10 @@ where
             .expect("diesel-rw: the side's connection is open (ensured)")
     }
 
-    /// Fails if `pattern` needs a destination and none is configured.
-    fn check_pattern(&self, pattern: Pattern) -> Result<(), Error> {
-        if self.ctx.url(Side::Destination).is_none()
-            && (pattern.first() == Side::Destination || pattern.is_double())
-        {
-            return Err(Error::InvalidState(format!(
-                "pattern `{pattern}` needs a destination and this connection has none (it was opened from a plain URL): open it with `source=URL destination=URL`, or keep the switch at `src_only`"
-            )));
-        }
-        Ok(())
-    }
-
-    /// The pattern of the next statement, checked.
-    pub(super) fn statement_pattern(&mut self) -> Result<Pattern, Error> {
-        let pattern = self.pattern();
-        self.check_pattern(pattern)?;
-        self.last_pattern = Some(pattern);
-        Ok(pattern)
-    }
-
     /// Makes sure `side` has a usable connection: opens it if it is not open, or (outside a
     /// transaction) was lost or left broken.
     pub(super) fn ensure(&mut self, side: Side) -> Result<(), Error> {
-        let in_transaction = self.tx.is_some();
-        let slot = &mut self.sides[side.index()];
-        if let Some(conn) = &mut slot.conn {
-            let usable = !slot.lost && (in_transaction || !conn.is_broken());
-            if usable {
-                return Ok(());
-            }
-            if in_transaction {
-                return Err(Error::InvalidState(format!(
-                    "the connection to the {side} was lost during the open transaction; roll the transaction back and run it again"
-                )));
-            }
-        }
-        *slot = SideConn::default();
-        let url = self.ctx.url(side).ok_or_else(|| {
-            Error::InvalidState(format!("this connection has no {side} configured"))
-        })?;
-        let start = Instant::now();
-        let mut conn = match C::establish(url.expose()) {
-            Ok(conn) => conn,
-            Err(source) => {
-                self.ctx.metrics().failure(side, start.elapsed());
-                return Err(Error::SideUnavailable {
-                    side,
-                    node: url.redacted().to_owned(),
-                    source,
-                });
-            }
-        };
-        if let Some(size) = self.cache_size {
-            conn.set_prepared_statement_cache_size(size);
-        }
-        if let Some(hook) = self.ctx.on_connect::<C>() {
-            hook(side, &mut conn)?;
-        }
-        self.sides[side.index()].conn = Some(conn);
-        Ok(())
+        ensure(&self.core.env(), &mut self.sides[side.index()], side)
     }
 
     /// Runs `op` once on `side`: connects it if needed, counts the outcome, and marks the
@@ -331,10 +289,7 @@ where
         side: Side,
         op: impl FnOnce(&mut C) -> QueryResult<T>,
     ) -> QueryResult<T> {
-        match self.ensure(side) {
-            Ok(()) => self.step(side, op),
-            Err(e) => Err(e.into()),
-        }
+        attempt(&self.core.env(), &mut self.sides[side.index()], side, op)
     }
 
     /// Runs `op` once on `side`'s connection as it is (no reconnect: for transaction steps),
@@ -344,150 +299,158 @@ where
         side: Side,
         op: impl FnOnce(&mut C) -> QueryResult<T>,
     ) -> QueryResult<T> {
-        let start = Instant::now();
-        let slot = &mut self.sides[side.index()];
-        let result = match slot.conn.as_mut() {
-            Some(conn) => op(conn),
-            None => Err(Error::InvalidState(format!("the {side} is not connected")).into()),
-        };
-        observe(&self.ctx, slot, side, start, &result);
-        result
+        step(&self.core.env(), &mut self.sides[side.index()], side, op)
     }
 
     /// Runs `op` on `side`, retrying what provably did not apply (never inside a transaction).
     pub(super) fn run_on<T>(
         &mut self,
         side: Side,
-        mut op: impl FnMut(&mut C) -> QueryResult<T>,
+        op: impl FnMut(&mut C) -> QueryResult<T>,
     ) -> QueryResult<T> {
-        let retry = self.ctx.retry();
-        let allowed = self.tx.is_none();
-        let mut tries = 0;
-        retry.run(
-            allowed,
-            || {
-                if tries > 0 {
-                    self.ctx.metrics().retry(side);
-                }
-                tries += 1;
-                self.attempt(side, &mut op)
-            },
-            |_, _| {},
-        )
+        run_on(&self.core.env(), &mut self.sides[side.index()], side, op)
     }
 
-    /// Makes sure `side` is connected, retrying a failed connect per the retry policy.
-    fn ensure_retrying(&mut self, side: Side) -> QueryResult<()> {
-        self.run_on(side, |_| Ok(()))
-    }
-
-    /// The depth of the open transaction (0 outside one).
-    pub(super) fn depth(&self) -> u32 {
-        match &self.status {
-            TransactionManagerStatus::Valid(valid) => {
-                valid.transaction_depth().map_or(0, |d| d.get())
-            }
-            TransactionManagerStatus::InError => 0,
-        }
-    }
-
-    /// Whether a write should also go to the second side: the pattern has one and, inside a
-    /// transaction, the second side's transaction has not failed.
-    fn second_of(&self, pattern: Pattern) -> Option<Side> {
-        let second = pattern.second()?;
-        match &self.tx {
-            Some(tx) if !matches!(tx.second, SecondState::Intact) => None,
-            _ => Some(second),
-        }
-    }
-
-    /// Runs a read on the read side of the pattern.
-    fn read<T>(&mut self, op: impl FnMut(&mut C) -> QueryResult<T>) -> QueryResult<T> {
-        let pattern = self.statement_pattern()?;
-        self.run_on(pattern.reads_from(), op)
-    }
-
-    /// Runs a write on the first side, then on the second if the first applied it. `differ`
-    /// compares the two results and says how they differ.
-    fn write<T>(
-        &mut self,
-        sql: impl Fn() -> String,
-        mut op: impl FnMut(&mut C) -> QueryResult<T>,
-        differ: impl FnOnce(Side, Side, &T, &T) -> Option<String>,
-    ) -> QueryResult<T> {
-        let pattern = self.statement_pattern()?;
-        let first = pattern.first();
-        let value = self.run_on(first, &mut op)?;
-        let depth = self.depth();
-        let Some(second) = self.second_of(pattern) else {
-            record_tx_write(&mut self.tx, depth, &sql);
-            return Ok(value);
-        };
-        let other = self.run_on(second, &mut op);
-        record_tx_write(&mut self.tx, depth, &sql);
-        match other {
-            Ok(other) => {
-                if let Some(difference) = differ(first, second, &value, &other) {
-                    let in_transaction = self.tx.is_some();
-                    let entry = entry(
-                        pattern,
-                        in_transaction,
-                        EntryKind::Divergence,
-                        second,
-                        sql(),
-                        difference,
-                    );
-                    record(&self.ctx, entry);
-                }
-                Ok(value)
-            }
-            Err(error) => {
-                second_failed(
-                    &self.ctx,
-                    &mut self.tx,
-                    depth,
-                    pattern,
-                    second,
-                    sql(),
-                    error,
-                )?;
-                Ok(value)
-            }
-        }
-    }
-
-    /// Routes a statement of `kind`.
+    /// Routes a statement of `kind` per the contract in [`core`](super::core): a read on the
+    /// side the pattern reads from; a write on the first side, then on the second if the first
+    /// applied it. `differ` compares the two results and says how they differ.
     fn run<T>(
         &mut self,
         kind: StatementKind,
         sql: impl Fn() -> String,
-        op: impl FnMut(&mut C) -> QueryResult<T>,
-        differ: impl FnOnce(Side, Side, &T, &T) -> Option<String>,
+        mut op: impl FnMut(&mut C) -> QueryResult<T>,
+        differ: fn(Side, Side, &T, &T) -> Option<String>,
     ) -> QueryResult<T> {
-        match kind {
-            StatementKind::Read => self.read(op),
-            StatementKind::Write => self.write(sql, op, differ),
+        let plan = self.core.plan(kind)?;
+        let value = self.run_on(plan.first, &mut op)?;
+        if kind.is_read() {
+            return Ok(value);
         }
+        let other = plan.second.map(|second| self.run_on(second, &mut op));
+        self.core.finish_write(&plan, &sql, &value, other, differ)?;
+        Ok(value)
+    }
+
+    /// Runs a write (a statement diesel-rw cannot classify, such as `save_changes`).
+    fn write<T>(
+        &mut self,
+        sql: impl Fn() -> String,
+        op: impl FnMut(&mut C) -> QueryResult<T>,
+        differ: fn(Side, Side, &T, &T) -> Option<String>,
+    ) -> QueryResult<T> {
+        self.run(StatementKind::Write, sql, op, differ)
     }
 }
 
-/// Counts `result` on `side` and marks the connection lost if the error says so.
-pub(super) fn observe<C, T>(
-    ctx: &DoubleWriteContext,
-    slot: &mut SideConn<C>,
-    side: Side,
-    start: Instant,
-    result: &QueryResult<T>,
-) {
-    match result {
-        Ok(_) => ctx.metrics().success(side, start.elapsed()),
-        Err(error) => {
-            ctx.metrics().failure(side, start.elapsed());
-            if connection_lost(error) {
-                slot.lost = true;
-            }
+/// Makes sure `slot` (the connection of `side`) is usable: opens it if it is not open, or
+/// (outside a transaction) was lost or left broken.
+fn ensure<C>(env: &SideEnv<'_>, slot: &mut SideConn<C>, side: Side) -> Result<(), Error>
+where
+    C: R2D2Connection + 'static,
+{
+    let in_transaction = env.in_transaction;
+    if let Some(conn) = &mut slot.conn {
+        let usable = !slot.lost && (in_transaction || !conn.is_broken());
+        if usable {
+            return Ok(());
+        }
+        if in_transaction {
+            return Err(Error::InvalidState(format!(
+                "the connection to the {side} was lost during the open transaction; roll the transaction back and run it again"
+            )));
         }
     }
+    *slot = SideConn::default();
+    let ctx = env.ctx;
+    let start = Instant::now();
+    let connected = match ctx.connector::<C>() {
+        Some(connect) => connect(side),
+        None => {
+            let url = ctx.url(side).ok_or_else(|| {
+                Error::InvalidState(format!("this connection has no {side} configured"))
+            })?;
+            C::establish(url.expose()).map_err(|source| Error::SideUnavailable {
+                side,
+                node: url.redacted().to_owned(),
+                source,
+            })
+        }
+    };
+    let mut conn = match connected {
+        Ok(conn) => conn,
+        Err(e) => {
+            ctx.metrics().failure(side, start.elapsed());
+            return Err(e);
+        }
+    };
+    if let Some(size) = env.cache_size {
+        conn.set_prepared_statement_cache_size(size);
+    }
+    if let Some(shared) = env.instrumentation {
+        conn.set_instrumentation(shared.clone());
+    }
+    if let Some(hook) = ctx.on_connect::<C>() {
+        hook(side, &mut conn)?;
+    }
+    slot.conn = Some(conn);
+    Ok(())
+}
+
+/// [`ensure`], then [`step`].
+fn attempt<C, T>(
+    env: &SideEnv<'_>,
+    slot: &mut SideConn<C>,
+    side: Side,
+    op: impl FnOnce(&mut C) -> QueryResult<T>,
+) -> QueryResult<T>
+where
+    C: R2D2Connection + 'static,
+{
+    match ensure(env, slot, side) {
+        Ok(()) => step(env, slot, side, op),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs `op` once on `slot` as it is, counting the outcome and marking the connection lost if
+/// the error says so.
+fn step<C, T>(
+    env: &SideEnv<'_>,
+    slot: &mut SideConn<C>,
+    side: Side,
+    op: impl FnOnce(&mut C) -> QueryResult<T>,
+) -> QueryResult<T> {
+    let start = Instant::now();
+    let result = match slot.conn.as_mut() {
+        Some(conn) => op(conn),
+        None => Err(Error::InvalidState(format!("the {side} is not connected")).into()),
+    };
+    count(env.ctx, side, start, &mut slot.lost, &result);
+    result
+}
+
+/// Runs `op` on `slot`, retrying what provably did not apply (never inside a transaction).
+fn run_on<C, T>(
+    env: &SideEnv<'_>,
+    slot: &mut SideConn<C>,
+    side: Side,
+    mut op: impl FnMut(&mut C) -> QueryResult<T>,
+) -> QueryResult<T>
+where
+    C: R2D2Connection + 'static,
+{
+    let mut tries = 0;
+    env.ctx.retry().run(
+        !env.in_transaction,
+        || {
+            if tries > 0 {
+                env.ctx.metrics().retry(side);
+            }
+            tries += 1;
+            attempt(env, slot, side, &mut op)
+        },
+        |_, _| {},
+    )
 }
 
 /// Whether `error` shows that the connection is gone (it is then opened again before the next
@@ -505,84 +468,6 @@ pub(super) fn connection_lost(error: &diesel::result::Error) -> bool {
     }
 }
 
-/// Remembers a write of a two-sided transaction, for the journal should the second side not
-/// commit.
-pub(super) fn record_tx_write(tx: &mut Option<TxState>, depth: u32, sql: &dyn Fn() -> String) {
-    if let Some(tx) = tx {
-        if tx.pattern.is_double() {
-            tx.record_write(depth, sql());
-        }
-    }
-}
-
-/// A journal entry for a statement run under `pattern`.
-pub(super) fn entry(
-    pattern: Pattern,
-    in_transaction: bool,
-    kind: EntryKind,
-    side: Side,
-    sql: String,
-    error: String,
-) -> JournalEntry {
-    JournalEntry {
-        kind,
-        side,
-        binds: count_binds(&sql),
-        sql,
-        error,
-        at: SystemTime::now(),
-        pattern,
-        in_transaction,
-    }
-}
-
-/// Journals `entry` and counts it.
-pub(super) fn record(ctx: &DoubleWriteContext, entry: JournalEntry) {
-    ctx.metrics().journaled(entry.side);
-    journal::record(ctx.journal(), entry);
-}
-
-/// The first side applied a write and the second failed: journal it (outside a transaction) or
-/// mark the second side's transaction failed (inside one); in strict mode, say so.
-pub(super) fn second_failed(
-    ctx: &DoubleWriteContext,
-    tx: &mut Option<TxState>,
-    depth: u32,
-    pattern: Pattern,
-    second: Side,
-    sql: String,
-    error: diesel::result::Error,
-) -> QueryResult<()> {
-    let first = pattern.first();
-    let error = Error::from_diesel(error);
-    let in_transaction = tx.is_some();
-    match tx {
-        Some(tx) => tx.break_second(depth, format!("`{sql}` failed there: {error}")),
-        None => {
-            let entry = entry(
-                pattern,
-                false,
-                EntryKind::WriteFailed,
-                second,
-                sql.clone(),
-                error.to_string(),
-            );
-            record(ctx, entry);
-        }
-    }
-    if ctx.is_strict() {
-        return Err(Error::SecondaryWriteFailed {
-            applied: first,
-            failed: second,
-            sql,
-            in_transaction,
-            source: Box::new(error),
-        }
-        .into());
-    }
-    Ok(())
-}
-
 /// Renders a statement's SQL (binds are not included).
 pub(super) fn render<DB, T>(source: &T) -> String
 where
@@ -594,16 +479,6 @@ where
         Ok(()) => diesel::query_builder::QueryBuilder::finish(qb),
         Err(e) => format!("<unrenderable statement: {e}>"),
     }
-}
-
-/// Affected row counts that differ between the sides.
-pub(super) fn differ_counts(first: Side, second: Side, a: &usize, b: &usize) -> Option<String> {
-    (a != b).then(|| format!("affected rows differ: {a} on the {first}, {b} on the {second}"))
-}
-
-/// Results that are not compared.
-pub(super) fn same<T>(_: Side, _: Side, _: &T, _: &T) -> Option<String> {
-    None
 }
 
 impl<C: R2D2Connection + 'static> ConnectionSealed for DoubleWriteConnection<C> {}
@@ -641,7 +516,7 @@ where
     }
 
     fn begin_test_transaction(&mut self) -> QueryResult<()> {
-        match &self.status {
+        match &self.core.status {
             TransactionManagerStatus::Valid(valid) => {
                 assert_eq!(None, valid.transaction_depth());
             }
@@ -663,19 +538,24 @@ where
     }
 
     fn transaction_state(&mut self) -> &mut TransactionManagerStatus {
-        &mut self.status
+        &mut self.core.status
     }
 
     fn instrumentation(&mut self) -> &mut dyn Instrumentation {
-        &mut self.instrumentation
+        self.core.instrumentation.get()
     }
 
+    /// Sets the instrumentation that sees every statement and transaction event of both
+    /// sides: each side connection reports to it (those opened later too).
     fn set_instrumentation(&mut self, instrumentation: impl Instrumentation) {
-        self.instrumentation = Some(Box::new(instrumentation));
+        let shared = self.core.instrumentation.set(instrumentation);
+        for conn in self.sides.iter_mut().filter_map(|s| s.conn.as_mut()) {
+            conn.set_instrumentation(shared.clone());
+        }
     }
 
     fn set_prepared_statement_cache_size(&mut self, size: CacheSize) {
-        self.cache_size = Some(size);
+        self.core.cache_size = Some(size);
         for conn in self.sides.iter_mut().filter_map(|s| s.conn.as_mut()) {
             conn.set_prepared_statement_cache_size(size);
         }
@@ -704,150 +584,77 @@ where
         T: Query + QueryFragment<Self::Backend> + QueryId + 'query,
         Self::Backend: QueryMetadata<T::SqlType>,
     {
+        // `INSERT ... RETURNING` arrives here: the classification makes it a write.
         let kind = classify_query::<C::Backend, T>(&source);
-        let pattern = self.statement_pattern()?;
-        let first = pattern.first();
-        if kind.is_read() || !pattern.is_double() {
-            self.ensure_retrying(first)?;
-            let DoubleWriteConnection { ctx, sides, .. } = self;
-            let (cursor, peeked) = load_side::<C, B, T>(ctx, sides, first, source, false)?;
-            return Ok(DoubleWriteCursor::new(cursor, peeked, None));
-        }
-        // A two-sided write. Render it now: the statement is moved into the first side's cursor.
-        let depth = self.depth();
-        let sql = render::<C::Backend, T>(&source);
-        // `None` inside a transaction whose second side failed: the first side alone.
-        let second = self.second_of(pattern);
-        // The second side first, drained, so that the first side's cursor can be returned.
-        let expected =
-            second.map(|second| self.run_on(second, |c| drain_images::<C, B, T>(c, &source)));
-        if let Err(error) = self.ensure_retrying(first) {
-            return Err(first_failed(
-                &self.ctx,
-                &mut self.tx,
-                depth,
-                (pattern, second),
-                &sql,
-                error,
-                expected,
-            ));
-        }
-        // The first side: load and read its first row, which makes sure the statement ran
-        // (SQLite runs a statement as it is read).
-        let DoubleWriteConnection { ctx, sides, tx, .. } = self;
-        let (cursor, peeked) = match load_side::<C, B, T>(ctx, sides, first, source, true) {
-            Ok(loaded) => loaded,
-            Err(error) => {
-                return Err(first_failed(
-                    ctx,
-                    tx,
-                    depth,
-                    (pattern, second),
-                    &sql,
-                    error,
-                    expected,
-                ))
+        let plan = self.core.plan(kind)?;
+        let DoubleWriteConnection { core, sides } = self;
+        let (first, other) = split(sides, plan.first);
+        let Some(second) = plan.second else {
+            // One side: its cursor, as it comes.
+            if kind.is_write() && plan.pattern.is_double() {
+                // Inside a transaction whose second side failed: remembered for the journal.
+                let sql = render::<C::Backend, T>(&source);
+                core.finish_write(&plan, &|| sql.clone(), &(), None, same)?;
             }
+            run_on(&core.env(), first, plan.first, |_| Ok(()))?;
+            let cursor = load_side::<C, B, T>(&core.env(), first, plan.first, source)?;
+            return Ok(DoubleWriteCursor::live(cursor));
         };
-        record_tx_write(tx, depth, &|| sql.clone());
-        match (second, expected) {
-            (Some(second), Some(Ok(rows))) => {
-                let entry = entry(
-                    pattern,
-                    tx.is_some(),
-                    EntryKind::Divergence,
-                    second,
-                    sql,
-                    String::new(),
-                );
-                let check = RowCheck::new(ctx.clone(), entry, first, rows);
-                Ok(DoubleWriteCursor::new(cursor, peeked, Some(check)))
-            }
-            (Some(second), Some(Err(error))) => {
-                let mut cursor = DoubleWriteCursor::new(cursor, peeked, None);
-                match second_failed(ctx, tx, depth, pattern, second, sql, error) {
-                    Ok(()) => Ok(cursor),
-                    Err(strict) => {
-                        // The caller gets an error, not the rows: read them, so that the
-                        // statement completes on the first side, where it is applied.
-                        cursor.drain();
-                        Err(strict)
-                    }
-                }
-            }
-            _ => Ok(DoubleWriteCursor::new(cursor, peeked, None)),
-        }
+        // A write on both sides: the first side's rows are read (buffered) before the second
+        // side runs it, so a write the first side rejects never reaches the second.
+        let sql = render::<C::Backend, T>(&source);
+        let query = Replay(Arc::new(source));
+        run_on(&core.env(), first, plan.first, |_| Ok(()))?;
+        let (cursor, rows) =
+            load_all::<C, B, Replay<T>>(&core.env(), first, plan.first, query.clone())?;
+        let images: Vec<RowImage> = rows.iter().map(row_image::<C::Backend, _>).collect();
+        let second_rows = run_on(&core.env(), other, second, |c| {
+            drain_images::<C, B, Replay<T>>(c, &query)
+        });
+        core.finish_write(
+            &plan,
+            &|| sql.clone(),
+            &images,
+            Some(second_rows),
+            differ_rows,
+        )?;
+        Ok(DoubleWriteCursor::buffered(cursor, rows))
     }
 }
 
-/// A write through `load` could not run on the first side of `pattern`; `expected` is how it
-/// went on the second side (`None` if it was not sent there), which ran it first. If the second side applied it, that is
-/// journaled (outside a transaction) or marks the second side's transaction failed (inside one),
-/// and strict mode returns [`Error::FirstWriteFailed`].
-pub(super) fn first_failed(
-    ctx: &DoubleWriteContext,
-    tx: &mut Option<TxState>,
-    depth: u32,
-    (pattern, second): (Pattern, Option<Side>),
-    sql: &str,
-    error: diesel::result::Error,
-    expected: Option<QueryResult<Vec<RowImage>>>,
-) -> diesel::result::Error {
-    let (Some(second), Some(expected)) = (second, expected) else {
-        return error;
-    };
-    let first = pattern.first();
-    match (expected, tx) {
-        (Ok(_), Some(tx)) => tx.break_second(
-            depth,
-            format!("`{sql}` was applied there and failed on the {first}: {error}"),
-        ),
-        (Ok(_), None) => {
-            let entry = entry(
-                pattern,
-                false,
-                EntryKind::WriteFailed,
-                first,
-                sql.to_owned(),
-                format!("applied on the {second} only; on the {first}: {error}"),
-            );
-            record(ctx, entry);
-        }
-        (Err(second_error), Some(tx)) => {
-            tx.break_second(depth, format!("`{sql}` failed there: {second_error}"));
-            return error;
-        }
-        // Neither side applied it.
-        (Err(_), None) => return error,
-    }
-    if ctx.is_strict() {
-        Error::FirstWriteFailed {
-            applied: second,
-            failed: first,
-            sql: sql.to_owned(),
-            source: Box::new(Error::from_diesel(error)),
-        }
-        .into()
-    } else {
-        error
-    }
-}
-
-/// The first row read ahead of the caller, if it was.
-pub(super) type Peeked<'conn, 'query, C, B> =
-    Option<Option<<C as LoadConnection<B>>::Row<'conn, 'query>>>;
-
-/// Loads `source` on `side`, counting the outcome; with `peek`, reads the first row, so that an
-/// error the statement raises when it runs is seen now.
+/// Loads `source` on `slot` (connected already), counting the outcome.
 fn load_side<'conn, 'query, C, B, T>(
-    ctx: &DoubleWriteContext,
-    sides: &'conn mut [SideConn<C>; 2],
+    env: &SideEnv<'_>,
+    slot: &'conn mut SideConn<C>,
     side: Side,
     source: T,
-    peek: bool,
+) -> QueryResult<<C as LoadConnection<B>>::Cursor<'conn, 'query>>
+where
+    C: LoadConnection<B> + R2D2Connection + 'static,
+    C::Backend: DoubleWriteBackend + QueryMetadata<T::SqlType>,
+    T: Query + QueryFragment<C::Backend> + QueryId + 'query,
+{
+    let start = Instant::now();
+    let SideConn { conn, lost } = slot;
+    let conn = conn
+        .as_mut()
+        .expect("diesel-rw: the side's connection is open (ensured)");
+    let loaded = <C as LoadConnection<B>>::load(conn, source);
+    count(env.ctx, side, start, lost, &loaded);
+    loaded
+}
+
+/// Loads `source` on `slot` (connected already) and reads every row, counting the outcome: the
+/// cursor, read to its end, and the rows.
+#[allow(clippy::type_complexity)]
+fn load_all<'conn, 'query, C, B, T>(
+    env: &SideEnv<'_>,
+    slot: &'conn mut SideConn<C>,
+    side: Side,
+    source: T,
 ) -> QueryResult<(
     <C as LoadConnection<B>>::Cursor<'conn, 'query>,
-    Peeked<'conn, 'query, C, B>,
+    Vec<<C as LoadConnection<B>>::Row<'conn, 'query>>,
 )>
 where
     C: LoadConnection<B> + R2D2Connection + 'static,
@@ -855,32 +662,33 @@ where
     T: Query + QueryFragment<C::Backend> + QueryId + 'query,
 {
     let start = Instant::now();
-    let slot = &mut sides[side.index()];
-    let conn = slot
-        .conn
+    let SideConn { conn, lost } = slot;
+    let conn = conn
         .as_mut()
         .expect("diesel-rw: the side's connection is open (ensured)");
-    let loaded = <C as LoadConnection<B>>::load(conn, source).and_then(|mut cursor| {
-        if !peek {
-            return Ok((cursor, None));
-        }
-        match cursor.next() {
-            Some(Err(e)) => Err(e),
-            Some(Ok(row)) => Ok((cursor, Some(Some(row)))),
-            None => Ok((cursor, Some(None))),
-        }
+    let rows = <C as LoadConnection<B>>::load(conn, source).and_then(|mut cursor| {
+        let rows = cursor.by_ref().collect::<QueryResult<Vec<_>>>()?;
+        Ok((cursor, rows))
     });
-    match loaded {
-        Ok(loaded) => {
-            ctx.metrics().success(side, start.elapsed());
-            Ok(loaded)
-        }
+    count(env.ctx, side, start, lost, &rows);
+    rows
+}
+
+/// Counts `result` on `side`, and marks the connection `lost` if the error says so.
+pub(super) fn count<T>(
+    ctx: &DoubleWriteContext,
+    side: Side,
+    start: Instant,
+    lost: &mut bool,
+    result: &QueryResult<T>,
+) {
+    match result {
+        Ok(_) => ctx.metrics().success(side, start.elapsed()),
         Err(error) => {
             ctx.metrics().failure(side, start.elapsed());
-            if connection_lost(&error) {
-                slot.lost = true;
+            if connection_lost(error) {
+                *lost = true;
             }
-            Err(error)
         }
     }
 }
@@ -920,9 +728,9 @@ where
     /// lenient mode a second side that is down does not make the connection invalid: its
     /// writes are journaled and it reconnects when it is back.)
     fn ping(&mut self) -> QueryResult<()> {
-        let pattern = self.statement_pattern()?;
+        let pattern = self.core.statement_pattern()?;
         self.attempt(pattern.first(), C::ping)?;
-        if let (Some(second), true) = (pattern.second(), self.ctx.is_strict()) {
+        if let (Some(second), true) = (pattern.second(), self.core.ctx.is_strict()) {
             self.attempt(second, C::ping)?;
         }
         Ok(())

@@ -39,7 +39,22 @@ pub(crate) struct ContextInner {
     pub(crate) metrics: Metrics,
     /// An `OnConnect<C>` for the connection type the context was built for.
     pub(crate) on_connect: Option<Arc<dyn Any + Send + Sync>>,
+    /// For a double write over two clusters: a `Connector<C>` (sync) or an
+    /// `AsyncConnector<C>` that checks a side's connection out of that side's pool.
+    pub(crate) connector: Option<Arc<dyn Any + Send + Sync>>,
 }
+
+/// Opens a side's connection from that side's cluster (sync).
+pub(crate) type Connector<C> = Arc<dyn Fn(Side) -> Result<C, Error> + Send + Sync + 'static>;
+
+/// Opens a side's connection from that side's cluster (async).
+#[cfg(feature = "async")]
+pub(crate) type AsyncConnector<C> = Arc<
+    dyn Fn(Side) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<C, Error>> + Send>>
+        + Send
+        + Sync
+        + 'static,
+>;
 
 /// A hook run on each new connection of a side (typed by the connection type).
 pub(crate) type OnConnect<C> =
@@ -71,6 +86,7 @@ impl DoubleWriteContext {
             memory: Some(memory),
             metrics: Metrics::default(),
             on_connect: None,
+            connector: None,
         })
     }
 
@@ -116,6 +132,27 @@ impl DoubleWriteContext {
             Side::Source => Some(&self.inner.source),
             Side::Destination => self.inner.destination.as_ref(),
         }
+    }
+
+    /// Whether each side is a cluster (primary and replicas) whose connections come from that
+    /// side's pool.
+    pub fn is_cluster(&self) -> bool {
+        self.inner.connector.is_some()
+    }
+
+    pub(crate) fn connector<C: 'static>(&self) -> Option<&Connector<C>> {
+        self.inner
+            .connector
+            .as_ref()
+            .and_then(|c| c.downcast_ref::<Connector<C>>())
+    }
+
+    #[cfg(feature = "async")]
+    pub(crate) fn async_connector<C: 'static>(&self) -> Option<&AsyncConnector<C>> {
+        self.inner
+            .connector
+            .as_ref()
+            .and_then(|c| c.downcast_ref::<AsyncConnector<C>>())
     }
 
     pub(crate) fn on_connect<C: 'static>(&self) -> Option<&OnConnect<C>> {

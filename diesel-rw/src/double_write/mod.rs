@@ -12,8 +12,7 @@
 //! Writes that reach one side and not the other are never hidden: they are counted in the
 //! [`Metrics`], recorded in the [`Journal`] for repair, and in strict mode returned as
 //! [`Error::SecondaryWriteFailed`](crate::Error::SecondaryWriteFailed) or
-//! [`Error::PartialCommit`](crate::Error::PartialCommit), which say that the write is applied and
-//! must not be repeated. See [`DoubleWriteConnection`] for the exact semantics of reads, writes,
+//! [`Error::PartialCommit`](crate::Error::PartialCommit), which say what holds and what to do. See [`DoubleWriteConnection`] for the exact semantics of reads, writes,
 //! transactions, failures and [`Retry`]. Generated keys diverge between the sides unless they are
 //! written explicitly (or, on PostgreSQL, the sequences are synced with
 //! `DoubleWriteConnection::sync_sequences` before `DstFirst`); the journal records each
@@ -23,9 +22,13 @@
 //! pool `AsyncDoubleWrite` do the same for diesel-async; on SQLite,
 //! `SyncConnectionWrapper<DoubleWriteConnection<SqliteConnection>>` works as well.
 //!
-//! It composes with routing: [`RwPool<DoubleWriteConnection<PgConnection>>`](crate::RwPool)
-//! double-writes through the primary (open it with `source=URL destination=URL`, or
-//! `shared=NAME` for a registered context) and reads from replicas of the source.
+//! Each side may be a cluster: [`DoubleWrite<RwConnection<C>>`](DoubleWrite) built with
+//! [`source_cluster`](DoubleWriteBuilder::source_cluster) and
+//! [`destination_cluster`](DoubleWriteBuilder::destination_cluster) writes to each side's
+//! primary and reads from the replicas of the side the pattern names, through that cluster's
+//! routing (stickiness, causal read-your-writes). An [`RwPool`](crate::RwPool) whose primary
+//! is a double write (`source=URL destination=URL`, or `shared=NAME`) refuses replicas: they
+//! would be the source's, read in every pattern.
 //!
 //! ```
 //! # #[cfg(feature = "sqlite")] fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -77,6 +80,8 @@ mod backend;
 mod builder;
 mod connection;
 mod context;
+mod core;
+mod counters;
 mod cursor;
 mod health;
 mod journal;
@@ -84,8 +89,6 @@ mod metrics;
 mod pattern;
 mod pool;
 mod retry;
-#[cfg(feature = "postgres")]
-mod sequences;
 #[cfg(feature = "async")]
 mod shared_query;
 mod spec;
@@ -102,6 +105,9 @@ pub use backend::DoubleWriteBackend;
 pub use builder::DoubleWriteBuilder;
 pub use connection::DoubleWriteConnection;
 pub use context::DoubleWriteContext;
+#[cfg(feature = "async")]
+pub use counters::AsyncKeyCounters;
+pub use counters::{CounterLag, KeyCounter, KeyCounterBackend, SequenceSync};
 pub use cursor::DoubleWriteCursor;
 pub use health::{HealthReport, SideHealth};
 pub use journal::{EntryKind, Journal, JournalEntry, MemoryJournal, NopJournal};
@@ -109,13 +115,13 @@ pub use metrics::{LatencyHistogram, Metrics, MetricsSnapshot, SideMetrics, LATEN
 pub use pattern::{Pattern, Side};
 pub use pool::{DoubleWrite, DoubleWriteManager};
 pub use retry::{transient, Retry, Transient};
-#[cfg(feature = "postgres")]
-pub use sequences::SequenceSync;
 #[cfg(feature = "async")]
 pub use shared_query::{AsyncDoubleWriteBackend, SharedQuery};
 pub use switch::PatternSwitch;
 pub use transaction::DoubleWriteTransactionManager;
 
+pub(crate) use counters::behind_message as counters_behind_message;
 pub(crate) use pattern::transition_message;
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 pub(crate) use spec::check_connection_string;
+pub(crate) use spec::{is_connection_string, replicas_of_a_double_write};

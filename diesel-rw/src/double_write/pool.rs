@@ -200,8 +200,14 @@ where
         conn.ping().map_err(diesel::r2d2::Error::QueryError)
     }
 
+    /// Called as a connection goes back to the pool: a double write over two clusters gives its
+    /// side connections back to their pools here, so the next checkout starts afresh.
     fn has_broken(&self, conn: &mut Self::Connection) -> bool {
-        conn.is_broken()
+        let broken = conn.is_broken();
+        if !broken {
+            conn.release_cluster_sides();
+        }
+        broken
     }
 }
 

@@ -103,11 +103,23 @@ pub(crate) fn context_from_spec<DB: RwBackend>(spec: &str) -> Result<DoubleWrite
 /// [`RwPool`](crate::RwPool) whose primary double-writes) validate it when it is built.
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 pub(crate) fn check_connection_string<DB: RwBackend>(url: &NodeUrl) -> Option<Result<(), Error>> {
-    let spec = url.expose();
-    let keyed = spec
+    is_connection_string(url).then(|| context_from_spec::<DB>(url.expose()).map(|_| ()))
+}
+
+/// Whether `url` is a double-write connection string (`source=URL destination=URL ...` or
+/// `shared=NAME`) rather than one database's URL.
+pub(crate) fn is_connection_string(url: &NodeUrl) -> bool {
+    url.expose()
         .split_whitespace()
-        .any(|entry| KEYS.iter().any(|k| entry.starts_with(k)));
-    keyed.then(|| context_from_spec::<DB>(spec).map(|_| ()))
+        .any(|entry| KEYS.iter().any(|k| entry.starts_with(k)))
+}
+
+/// The error for an [`RwPool`](crate::RwPool) whose primary double-writes and that has
+/// replicas: those replicas are the source's, and reads would go to them in every pattern.
+pub(crate) fn replicas_of_a_double_write() -> Error {
+    Error::Config(
+        "an RwPool whose primary is a double write (`source=... destination=...` or `shared=NAME`) cannot have replicas: they would serve reads from the source in every pattern, also under DstFirst and DstOnly when the destination has authority. Give each side its own cluster instead: DoubleWrite::<RwConnection<C>>::builder().source_cluster(RwPool of the source's primary and replicas).destination_cluster(RwPool of the destination's primary and replicas) (AsyncDoubleWrite::<AsyncRwConnection<C>> for diesel-async)".into(),
+    )
 }
 
 fn unknown_entry(entry: &str) -> Error {

@@ -106,6 +106,26 @@ impl PatternSwitch {
         }
     }
 
+    /// Switches from `from` to `to` only if the current pattern is still `from`: `false`, and
+    /// nothing switched, if another switch came first. For a step taken after a check of the
+    /// current pattern (a gate), so that the check and the step see the same pattern.
+    pub(crate) fn replace(&self, from: Pattern, to: Pattern) -> bool {
+        debug_assert!(from.can_switch_to(to), "{from} -> {to} skips a phase");
+        let replaced = self
+            .current
+            .compare_exchange(
+                from.to_u8(),
+                to.to_u8(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok();
+        if replaced {
+            trace_switch(from, to, false);
+        }
+        replaced
+    }
+
     /// Switches to `to` whatever the current pattern is (for recovery by an operator who knows
     /// why a phase may be skipped); returns the pattern it replaced. Logged at WARN level when
     /// it skips a phase.
@@ -190,6 +210,17 @@ mod tests {
         assert_eq!(switch.set(Pattern::SrcOnly).unwrap(), Pattern::SrcOnly);
         assert_eq!(switch.force(Pattern::DstOnly), Pattern::SrcOnly);
         assert_eq!(switch.get(), Pattern::DstOnly);
+    }
+
+    #[test]
+    fn replace_switches_only_from_the_pattern_it_names() {
+        let switch = PatternSwitch::new(Pattern::SrcFirst);
+        assert!(!switch.replace(Pattern::SrcOnly, Pattern::SrcFirst));
+        assert_eq!(switch.get(), Pattern::SrcFirst);
+        assert!(switch.replace(Pattern::SrcFirst, Pattern::DstFirst));
+        assert_eq!(switch.get(), Pattern::DstFirst);
+        assert!(!switch.replace(Pattern::SrcFirst, Pattern::DstFirst));
+        assert_eq!(switch.get(), Pattern::DstFirst);
     }
 
     #[test]

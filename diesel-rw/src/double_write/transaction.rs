@@ -5,8 +5,9 @@ use diesel::r2d2::R2D2Connection;
 use diesel::result::QueryResult;
 
 use super::backend::DoubleWriteBackend;
-use super::connection::{entry, record, DoubleWriteConnection};
+use super::connection::DoubleWriteConnection;
 use super::context::DoubleWriteContext;
+use super::core::{entry, record};
 use super::journal::EntryKind;
 use super::pattern::{Pattern, Side};
 use crate::error::Error;
@@ -176,6 +177,51 @@ impl TxState {
     }
 }
 
+/// What the caller of `BEGIN` (or of a savepoint, `depth > 0`) gets when the second side could
+/// not begin and the first side's was undone: nothing is applied on either side.
+pub(crate) fn begin_failed(
+    second: Side,
+    depth: u32,
+    error: diesel::result::Error,
+) -> diesel::result::Error {
+    Error::NothingApplied {
+        what: if depth == 0 { "BEGIN" } else { "SAVEPOINT" },
+        failed: second,
+        source: Box::new(Error::from_diesel(error)),
+    }
+    .into()
+}
+
+/// What the caller of `COMMIT` gets when the first side's commit failed (the second side's
+/// transaction, if any, was rolled back): nothing applied, or, when the reply was lost with the
+/// connection, an unknown outcome on the first side.
+pub(crate) fn first_commit_failed(
+    ctx: &DoubleWriteContext,
+    first: Side,
+    second: Option<Side>,
+    error: diesel::result::Error,
+) -> diesel::result::Error {
+    if super::connection::connection_lost(&error) {
+        return Error::CommitOutcomeUnknown {
+            node: ctx.node(first).unwrap_or_default().to_owned(),
+            detail: second
+                .map(|s| format!(" (the {first}); its transaction on the {s} was rolled back"))
+                .unwrap_or_else(|| format!(" (the {first})")),
+            source: Box::new(Error::from_diesel(error)),
+        }
+        .into();
+    }
+    match second {
+        Some(_) => Error::NothingApplied {
+            what: "COMMIT",
+            failed: first,
+            source: Box::new(Error::from_diesel(error)),
+        }
+        .into(),
+        None => error,
+    }
+}
+
 /// The depth of the open transaction; an error if none is open.
 pub(crate) fn open_depth(
     status: &TransactionManagerStatus,
@@ -209,7 +255,7 @@ where
     fn transaction_manager_status_mut(
         conn: &mut DoubleWriteConnection<C>,
     ) -> &mut TransactionManagerStatus {
-        &mut conn.status
+        &mut conn.core.status
     }
 }
 
@@ -256,16 +302,16 @@ where
         if self.sides[first.index()].lost {
             // The connection is gone, and its transaction with it on the server; it is opened
             // again before the next statement.
-            self.status = TransactionManagerStatus::default();
-            self.tx = None;
+            self.core.status = TransactionManagerStatus::default();
+            self.core.tx = None;
             return;
         }
-        self.status = match self.sides[first.index()].conn.as_mut() {
+        self.core.status = match self.sides[first.index()].conn.as_mut() {
             Some(conn) => copy_status(C::TransactionManager::transaction_manager_status_mut(conn)),
             None => TransactionManagerStatus::default(),
         };
-        if matches!(self.status.transaction_depth(), Ok(None)) {
-            self.tx = None;
+        if matches!(self.core.status.transaction_depth(), Ok(None)) {
+            self.core.tx = None;
         }
     }
 
@@ -278,12 +324,12 @@ where
                 C::TransactionManager::begin_transaction(c)
             }
         };
-        let depth = self.status.transaction_depth()?.map_or(0, |d| d.get());
-        let tx = match self.tx.take() {
+        let depth = self.core.status.transaction_depth()?.map_or(0, |d| d.get());
+        let tx = match self.core.tx.take() {
             Some(tx) if depth > 0 => tx,
             _ => {
                 // The outermost BEGIN: the transaction keeps the pattern it begins with.
-                let pattern = self.statement_pattern()?;
+                let pattern = self.core.statement_pattern()?;
                 self.run_on(pattern.first(), |_| Ok(()))?;
                 TxState::new(pattern)
             }
@@ -292,7 +338,7 @@ where
         let second = tx.pattern.second();
         let intact = matches!(tx.second, SecondState::Intact);
         // Inside the transaction from here: no reconnect, no retry.
-        self.tx = Some(tx);
+        self.core.tx = Some(tx);
         let result = self.step(first, begin);
         self.sync_status(first);
         result?;
@@ -302,7 +348,7 @@ where
         let Err(error) = self.attempt_begin_second(second, depth, begin) else {
             return Ok(());
         };
-        if let Some(tx) = &mut self.tx {
+        if let Some(tx) = &mut self.core.tx {
             tx.break_second(depth, format!("its BEGIN failed: {error}"));
         }
         // The outermost BEGIN (in either mode), or a savepoint in strict mode: nothing was
@@ -310,13 +356,13 @@ where
         // can run the whole transaction again. In lenient mode a savepoint the second side
         // refuses inside a running transaction leaves that side broken for the rest of it
         // (its writes journaled, its transaction rolled back at commit).
-        if self.ctx.is_strict() || depth == 0 {
+        if self.core.ctx.is_strict() || depth == 0 {
             let _ = self.step(first, C::TransactionManager::rollback_transaction);
             if depth == 0 {
                 self.rollback_fully(second);
             }
             self.sync_status(first);
-            return Err(error);
+            return Err(begin_failed(second, depth, error));
         }
         tracing::warn!(target: "diesel_rw::double_write", %second, %error, "the second side could not open a savepoint; the rest of the transaction runs on the first side alone");
         Ok(())
@@ -331,9 +377,9 @@ where
         begin: impl FnOnce(&mut C) -> QueryResult<()>,
     ) -> QueryResult<()> {
         if depth == 0 {
-            let tx = self.tx.take();
+            let tx = self.core.tx.take();
             let connected = self.run_on(second, |_| Ok(()));
-            self.tx = tx;
+            self.core.tx = tx;
             connected?;
         }
         self.step(second, begin)
@@ -341,16 +387,16 @@ where
 
     /// `COMMIT` (or a savepoint release): the first side, then the second.
     pub(crate) fn commit(&mut self) -> QueryResult<()> {
-        let depth = open_depth(&self.status, &self.tx)?;
+        let depth = open_depth(&self.core.status, &self.core.tx)?;
         let (first, second) = self.open_sides();
         let result = self.step(first, C::TransactionManager::commit_transaction);
         if depth > 1 {
             self.sync_status(first);
             result?;
-            let release = self.tx.as_mut().is_some_and(|tx| tx.released(depth));
+            let release = self.core.tx.as_mut().is_some_and(|tx| tx.released(depth));
             if let (true, Some(second)) = (release, second) {
                 if let Err(error) = self.step(second, C::TransactionManager::commit_transaction) {
-                    if let Some(tx) = &mut self.tx {
+                    if let Some(tx) = &mut self.core.tx {
                         tx.break_second(
                             depth - 1,
                             format!("its RELEASE SAVEPOINT failed: {error}"),
@@ -360,7 +406,11 @@ where
             }
             return Ok(());
         }
-        let tx = self.tx.take().expect("an open transaction has its state");
+        let tx = self
+            .core
+            .tx
+            .take()
+            .expect("an open transaction has its state");
         self.sync_status(first);
         if let Err(error) = result {
             // Nothing committed on the first side (diesel rolled it back, or its status is in
@@ -368,10 +418,10 @@ where
             if let Some(second) = second {
                 self.rollback_fully(second);
             }
-            if matches!(self.status.transaction_depth(), Ok(Some(_))) {
-                self.tx = Some(tx);
+            if matches!(self.core.status.transaction_depth(), Ok(Some(_))) {
+                self.core.tx = Some(tx);
             }
-            return Err(error);
+            return Err(first_commit_failed(&self.core.ctx, first, second, error));
         }
         let Some(second) = second else {
             return Ok(());
@@ -384,18 +434,22 @@ where
             },
         };
         self.rollback_fully(second);
-        tx.partial_commit(&self.ctx, second, reason)
+        tx.partial_commit(&self.core.ctx, second, reason)
     }
 
     /// `ROLLBACK` (or a rollback to a savepoint) on both sides.
     pub(crate) fn rollback(&mut self) -> QueryResult<()> {
-        let depth = open_depth(&self.status, &self.tx)?;
+        let depth = open_depth(&self.core.status, &self.core.tx)?;
         let (first, second) = self.open_sides();
         let result = self.step(first, C::TransactionManager::rollback_transaction);
-        let recover = self.tx.as_mut().is_some_and(|tx| tx.rolled_back(depth));
+        let recover = self
+            .core
+            .tx
+            .as_mut()
+            .is_some_and(|tx| tx.rolled_back(depth));
         if let Some(second) = second {
             let ok = self.rollback_to(second, depth - 1);
-            if let Some(tx) = &mut self.tx {
+            if let Some(tx) = &mut self.core.tx {
                 tx.second_rolled_back(depth, ok, recover);
             }
         }
@@ -440,6 +494,10 @@ where
 
     /// The sides of the open transaction.
     fn open_sides(&self) -> (Side, Option<Side>) {
-        self.tx.as_ref().expect("checked by open_depth").sides()
+        self.core
+            .tx
+            .as_ref()
+            .expect("checked by open_depth")
+            .sides()
     }
 }

@@ -1,0 +1,333 @@
+//! The double-write contract, decided once for the sync and the async connection: which side a
+//! statement goes to, in which order, what a result on each side means, and what is journaled.
+//!
+//! [`DwCore`] is the part of a double-write connection that is not a database connection: the
+//! shared context, the transaction state, the pattern of the last statement and the
+//! instrumentation. The two connection types hold a `DwCore` and two side connections, and run
+//! the same steps, awaiting them or not:
+//!
+//! 1. [`DwCore::plan`] decides where the statement goes ([`Plan`]);
+//! 2. the first side runs it; an error there is returned as it is and nothing reaches the
+//!    second side (a write the first side rejects is never applied anywhere);
+//! 3. the second side runs it (only if the first applied it);
+//! 4. [`DwCore::finish_write`] compares the two results, journals what differs or failed, and
+//!    in strict mode says exactly what holds.
+
+use std::time::SystemTime;
+
+use diesel::connection::{CacheSize, TransactionManagerStatus};
+use diesel::result::QueryResult;
+
+use super::backend::RowImage;
+use super::context::DoubleWriteContext;
+use super::journal::{self, count_binds, EntryKind, JournalEntry};
+use super::pattern::{Pattern, Side};
+use super::transaction::{SecondState, TxState};
+use crate::classify::StatementKind;
+use crate::error::Error;
+use crate::instrument::Own;
+
+/// What a double-write connection keeps besides its two side connections.
+pub(super) struct DwCore {
+    pub(super) ctx: DoubleWriteContext,
+    pub(super) status: TransactionManagerStatus,
+    pub(super) tx: Option<TxState>,
+    pub(super) last_pattern: Option<Pattern>,
+    /// Set by `set_instrumentation`; every side connection reports to it.
+    pub(super) instrumentation: Own,
+    pub(super) cache_size: Option<CacheSize>,
+}
+
+/// What a side connection needs of its double-write connection while it connects and runs a
+/// statement (`Sync`, so the async connection's futures that hold it stay `Send`).
+pub(super) struct SideEnv<'a> {
+    pub(super) ctx: &'a DoubleWriteContext,
+    pub(super) in_transaction: bool,
+    pub(super) cache_size: Option<CacheSize>,
+    pub(super) instrumentation: Option<&'a crate::instrument::Shared>,
+}
+
+/// Where one statement goes.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Plan {
+    /// The pattern it follows (the open transaction's, or the switch's).
+    pub(super) pattern: Pattern,
+    /// The side that runs it first (for a read, the only side).
+    pub(super) first: Side,
+    /// The side that runs it after the first applied it: `None` for a read, for a pattern with
+    /// one side, and inside a transaction whose second side already failed.
+    pub(super) second: Option<Side>,
+    /// The depth of the open transaction (0 outside one).
+    pub(super) depth: u32,
+}
+
+impl DwCore {
+    pub(super) fn new(ctx: DoubleWriteContext) -> Self {
+        DwCore {
+            ctx,
+            status: TransactionManagerStatus::default(),
+            tx: None,
+            last_pattern: None,
+            instrumentation: Own::default(),
+            cache_size: None,
+        }
+    }
+
+    /// What a side connection needs while it connects and runs a statement.
+    pub(super) fn env(&self) -> SideEnv<'_> {
+        SideEnv {
+            ctx: &self.ctx,
+            in_transaction: self.tx.is_some(),
+            cache_size: self.cache_size,
+            instrumentation: self.instrumentation.shared(),
+        }
+    }
+
+    /// The `Debug` form of a connection holding this core.
+    pub(super) fn debug(&self, name: &str, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct(name)
+            .field("source", &self.ctx.node(Side::Source))
+            .field("destination", &self.ctx.node(Side::Destination))
+            .field("pattern", &self.ctx.switch().get())
+            .field("transaction_pattern", &self.tx.as_ref().map(|t| t.pattern))
+            .field("strict", &self.ctx.is_strict())
+            .finish_non_exhaustive()
+    }
+
+    /// The shared context.
+    pub(super) fn ctx(&self) -> &DoubleWriteContext {
+        &self.ctx
+    }
+
+    /// The pattern the next statement will follow: the open transaction's, or the switch's.
+    pub(super) fn pattern(&self) -> Pattern {
+        self.tx
+            .as_ref()
+            .map_or_else(|| self.ctx().switch().get(), |tx| tx.pattern)
+    }
+
+    /// Fails if `pattern` needs a destination and none is configured.
+    pub(super) fn check_pattern(&self, pattern: Pattern) -> Result<(), Error> {
+        if self.ctx().url(Side::Destination).is_none()
+            && (pattern.first() == Side::Destination || pattern.is_double())
+        {
+            return Err(Error::InvalidState(format!(
+                "pattern `{pattern}` needs a destination and this connection has none (it was opened from a plain URL): open it with `source=URL destination=URL`, or keep the switch at `src_only`"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The pattern of the next statement (or `BEGIN`), checked and remembered.
+    pub(super) fn statement_pattern(&mut self) -> Result<Pattern, Error> {
+        let pattern = self.pattern();
+        self.check_pattern(pattern)?;
+        self.last_pattern = Some(pattern);
+        Ok(pattern)
+    }
+
+    /// The depth of the open transaction (0 outside one).
+    pub(super) fn depth(&self) -> u32 {
+        match &self.status {
+            TransactionManagerStatus::Valid(valid) => {
+                valid.transaction_depth().map_or(0, |d| d.get())
+            }
+            TransactionManagerStatus::InError => 0,
+        }
+    }
+
+    /// Where a statement of `kind` goes: a read to the side the pattern reads from; a write to
+    /// the first side, then to the second if the pattern has one and (inside a transaction) the
+    /// second side's transaction has not failed.
+    pub(super) fn plan(&mut self, kind: StatementKind) -> Result<Plan, Error> {
+        let pattern = self.statement_pattern()?;
+        let depth = self.depth();
+        if kind.is_read() {
+            return Ok(Plan {
+                pattern,
+                first: pattern.reads_from(),
+                second: None,
+                depth,
+            });
+        }
+        let second = pattern.second().filter(|_| {
+            !matches!(
+                self.tx.as_ref().map(|tx| &tx.second),
+                Some(SecondState::Broken { .. })
+            )
+        });
+        Ok(Plan {
+            pattern,
+            first: pattern.first(),
+            second,
+            depth,
+        })
+    }
+
+    /// After a write: the first side applied it (`first`), and `second` is how it went on the
+    /// second side (`None` if it was not sent there). Journals a difference or a failure; in
+    /// strict mode a second-side failure is the error returned.
+    pub(super) fn finish_write<T>(
+        &mut self,
+        plan: &Plan,
+        sql: &dyn Fn() -> String,
+        first: &T,
+        second: Option<QueryResult<T>>,
+        differ: fn(Side, Side, &T, &T) -> Option<String>,
+    ) -> QueryResult<()> {
+        if let (Some(tx), true) = (&mut self.tx, plan.pattern.is_double()) {
+            tx.record_write(plan.depth, sql());
+        }
+        let (Some(side), Some(result)) = (plan.second, second) else {
+            return Ok(());
+        };
+        match result {
+            Ok(other) => {
+                if let Some(difference) = differ(plan.first, side, first, &other) {
+                    let entry = self.entry(plan, EntryKind::Divergence, side, sql(), difference);
+                    record(self.ctx(), entry);
+                }
+                Ok(())
+            }
+            Err(error) => self.second_failed(plan, side, sql(), error),
+        }
+    }
+
+    /// The first side applied a write and the second failed: journal it (outside a transaction)
+    /// or mark the second side's transaction failed (inside one); in strict mode, say so.
+    fn second_failed(
+        &mut self,
+        plan: &Plan,
+        second: Side,
+        sql: String,
+        error: diesel::result::Error,
+    ) -> QueryResult<()> {
+        let error = Error::from_diesel(error);
+        let in_transaction = self.tx.is_some();
+        match &mut self.tx {
+            Some(tx) => tx.break_second(plan.depth, format!("`{sql}` failed there: {error}")),
+            None => {
+                let entry = self.entry(
+                    plan,
+                    EntryKind::WriteFailed,
+                    second,
+                    sql.clone(),
+                    error.to_string(),
+                );
+                record(self.ctx(), entry);
+            }
+        }
+        if self.ctx().is_strict() {
+            return Err(Error::SecondaryWriteFailed {
+                applied: plan.first,
+                failed: second,
+                sql,
+                in_transaction,
+                source: Box::new(error),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// A journal entry for a statement run under `plan`.
+    fn entry(
+        &self,
+        plan: &Plan,
+        kind: EntryKind,
+        side: Side,
+        sql: String,
+        error: String,
+    ) -> JournalEntry {
+        entry(plan.pattern, self.tx.is_some(), kind, side, sql, error)
+    }
+}
+
+/// A journal entry for a statement run under `pattern`.
+pub(super) fn entry(
+    pattern: Pattern,
+    in_transaction: bool,
+    kind: EntryKind,
+    side: Side,
+    sql: String,
+    error: String,
+) -> JournalEntry {
+    JournalEntry {
+        kind,
+        side,
+        binds: count_binds(&sql),
+        sql,
+        error,
+        at: SystemTime::now(),
+        pattern,
+        in_transaction,
+    }
+}
+
+/// Journals `entry` and counts it.
+pub(super) fn record(ctx: &DoubleWriteContext, entry: JournalEntry) {
+    ctx.metrics().journaled(entry.side);
+    journal::record(ctx.journal(), entry);
+}
+
+/// Affected row counts that differ between the sides.
+pub(super) fn differ_counts(first: Side, second: Side, a: &usize, b: &usize) -> Option<String> {
+    (a != b).then(|| format!("affected rows differ: {a} on the {first}, {b} on the {second}"))
+}
+
+/// Results that are not compared.
+pub(super) fn same<T>(_: Side, _: Side, _: &T, _: &T) -> Option<String> {
+    None
+}
+
+/// The rows two sides returned for one write, compared field by field (values are not shown:
+/// they may be personal data).
+pub(super) fn differ_rows(
+    first: Side,
+    second: Side,
+    a: &Vec<RowImage>,
+    b: &Vec<RowImage>,
+) -> Option<String> {
+    if a.len() != b.len() {
+        return Some(format!(
+            "the {first} returned {} rows, the {second} {}",
+            a.len(),
+            b.len()
+        ));
+    }
+    let (index, (x, y)) = a.iter().zip(b).enumerate().find(|(_, (x, y))| x != y)?;
+    let fields: Vec<String> = (0..x.len().max(y.len()))
+        .filter(|&i| x.get(i) != y.get(i))
+        .map(|i| i.to_string())
+        .collect();
+    Some(format!(
+        "row {index} returned by the {first} differs from the {second}'s in field(s) {}",
+        fields.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_compared_by_count_then_field() {
+        let row = |v: &[u8]| vec![Some(v.to_vec()), None];
+        let (s, d) = (Side::Source, Side::Destination);
+        assert_eq!(differ_rows(s, d, &vec![row(b"1")], &vec![row(b"1")]), None);
+        assert_eq!(
+            differ_rows(s, d, &vec![row(b"1")], &vec![]).unwrap(),
+            "the source returned 1 rows, the destination 0"
+        );
+        assert_eq!(
+            differ_rows(
+                s,
+                d,
+                &vec![row(b"1"), row(b"2")],
+                &vec![row(b"1"), row(b"3")]
+            )
+            .unwrap(),
+            "row 1 returned by the source differs from the destination's in field(s) 0"
+        );
+    }
+}
