@@ -9,4 +9,9 @@ mod common;
 #[path = "common/double_write.rs"]
 mod dw;
 
+#[macro_use]
+#[path = "common/dw_contract.rs"]
+mod contract;
+
 double_write_suite!(mysql);
+dw_contract_suite!(mysql);

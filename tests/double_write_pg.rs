@@ -8,7 +8,12 @@ mod common;
 #[path = "common/double_write.rs"]
 mod dw;
 
+#[macro_use]
+#[path = "common/dw_contract.rs"]
+mod contract;
+
 double_write_suite!(pg);
+dw_contract_suite!(pg);
 
 /// The destination server is stopped: a statement on its open connection fails with a lost
 /// connection, which may have applied and is not retried (it is journaled). Later statements

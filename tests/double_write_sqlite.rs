@@ -6,7 +6,12 @@ mod common;
 #[path = "common/double_write.rs"]
 mod dw;
 
+#[macro_use]
+#[path = "common/dw_contract.rs"]
+mod contract;
+
 double_write_suite!(sqlite);
+dw_contract_suite!(sqlite);
 
 /// SQLite has no transient statement errors to retry, but a destination that cannot be
 /// opened yet is a connect failure, which provably sent nothing: it is retried until it opens.

@@ -201,7 +201,7 @@ pub mod sqlite {
         SqliteConnection::establish(url).unwrap()
     }
 
-    fn create(url: &str, name: &str) {
+    pub fn create(url: &str, name: &str) {
         direct(url)
             .batch_execute(&format!(
                 "PRAGMA journal_mode = WAL;
