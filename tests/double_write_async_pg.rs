@@ -6,4 +6,9 @@ mod common;
 #[path = "common/double_write.rs"]
 mod dw;
 
+#[macro_use]
+#[path = "common/dw_contract.rs"]
+mod contract;
+
 double_write_async_suite!(pg);
+dw_contract_async_suite!(pg);

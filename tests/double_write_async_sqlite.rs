@@ -6,7 +6,12 @@ mod common;
 #[path = "common/double_write.rs"]
 mod dw;
 
+#[macro_use]
+#[path = "common/dw_contract.rs"]
+mod contract;
+
 double_write_async_suite!(sqlite);
+dw_contract_async_suite!(sqlite);
 
 /// On SQLite the sync double-write connection also runs on diesel-async's blocking-thread
 /// wrapper: `SyncConnectionWrapper<DoubleWriteConnection<SqliteConnection>>`.

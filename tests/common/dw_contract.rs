@@ -644,3 +644,411 @@ macro_rules! dw_contract_suite {
         }
     };
 }
+
+/// The async contract suite for `$backend` (`double_write_async_suite!` must have run in this
+/// module: its `bed!`, `builder`, `insert`, `nodes`, `journal` ... are used).
+macro_rules! dw_contract_async_suite {
+    ($backend:ident) => {
+        mod contract_async_suite {
+            use std::sync::{Arc, Mutex};
+
+            use diesel::connection::{Instrumentation, InstrumentationEvent};
+            use diesel::sql_types::{BigInt, Integer, Text};
+            use diesel::QueryableByName;
+            use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
+            use diesel_rw::double_write::{
+                AsyncDoubleWrite, AsyncDoubleWriteConnection, Pattern, PatternSwitch, Side,
+            };
+            use diesel_rw::{AsyncRwConnection, AsyncRwPool, Consistency, Error};
+
+            use super::{backend, builder, insert, insert_src_only, journal, nodes, Conn};
+            use crate::contract::$backend as cl;
+            use crate::contract::{Clusters, Lag};
+            use crate::dw::DwBed;
+
+            macro_rules! bed {
+                ($name:literal) => {
+                    match backend::bed($name) {
+                        Some(bed) => bed,
+                        None => return,
+                    }
+                };
+            }
+
+            type ClConn = AsyncDoubleWriteConnection<AsyncRwConnection<Conn>>;
+
+            #[derive(QueryableByName, Debug)]
+            struct Node {
+                #[diesel(sql_type = Text)]
+                node: String,
+            }
+
+            #[derive(QueryableByName, Debug)]
+            struct CountAt {
+                #[diesel(sql_type = BigInt)]
+                n: i64,
+                #[diesel(sql_type = Text)]
+                node: String,
+            }
+
+            fn cluster_pool(
+                bed: &DwBed,
+                cl: &Clusters,
+                switch: PatternSwitch,
+                consistency: Consistency,
+            ) -> AsyncDoubleWrite<AsyncRwConnection<Conn>> {
+                let cluster = |primary: &str, replica: &str| {
+                    AsyncRwPool::<Conn>::builder()
+                        .primary(primary)
+                        .replica(replica)
+                        .consistency(consistency)
+                        .max_size(4)
+                        .build()
+                        .unwrap()
+                };
+                AsyncDoubleWrite::<AsyncRwConnection<Conn>>::builder()
+                    .source_cluster(cluster(&bed.source, &cl.source_replica))
+                    .destination_cluster(cluster(&bed.destination, &cl.destination_replica))
+                    .pattern(switch)
+                    .max_size(2)
+                    .build()
+                    .unwrap()
+            }
+
+            async fn node_id(conn: &mut ClConn) -> String {
+                diesel::select(diesel::dsl::sql::<Text>(cl::NODE_ID))
+                    .get_result(conn)
+                    .await
+                    .unwrap()
+            }
+
+            async fn put(conn: &mut ClConn, tag: &str) {
+                diesel::sql_query(format!(
+                    "INSERT INTO dw_items (tag, node) VALUES ('{tag}', {})",
+                    backend::SIDE_ID
+                ))
+                .execute(conn)
+                .await
+                .unwrap();
+            }
+
+            async fn count_at(conn: &mut ClConn, tag: &str) -> (i64, String) {
+                let row: CountAt = diesel::sql_query(format!(
+                    "SELECT COUNT(*) AS n, {} AS node FROM dw_items WHERE tag = '{tag}'",
+                    cl::NODE_ID
+                ))
+                .get_result(conn)
+                .await
+                .unwrap();
+                (row.n, row.node)
+            }
+
+            /// Rows of `sql` (a `SELECT ... AS node`) read directly on `url` (sync).
+            fn direct_rows(url: &str, sql: &str) -> usize {
+                diesel::RunQueryDsl::load::<Node>(diesel::sql_query(sql), &mut backend::direct(url))
+                    .unwrap()
+                    .len()
+            }
+
+            fn direct_exec(url: &str, sql: &str) {
+                diesel::RunQueryDsl::execute(diesel::sql_query(sql), &mut backend::direct(url)).unwrap();
+            }
+
+            fn key(offset: u32) -> i32 {
+                (7_500_000 + (std::process::id() % 100_000) * 16 + offset) as i32
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn async_cluster_reads_follow_the_pattern_to_that_sides_replica() {
+                let bed = bed!("dwc_async_cluster_reads");
+                let Some(cl) = cl::clusters(&bed) else { return };
+                let switch = PatternSwitch::new(Pattern::SrcOnly);
+                let pool = cluster_pool(&bed, &cl, switch.clone(), Consistency::UnitOfWork);
+                for (i, pattern) in Pattern::ALL.into_iter().enumerate() {
+                    if i > 0 {
+                        switch.advance().unwrap();
+                    }
+                    let read_side = pattern.reads_from();
+                    let mut conn = pool.get().await.unwrap();
+                    assert_eq!(node_id(&mut conn).await, cl.replica_id(read_side), "{pattern}: a read goes to the {read_side}'s replica");
+                    let tag = format!("{}:{pattern}", bed.tag);
+                    put(&mut conn, &tag).await;
+                    for side in [Side::Source, Side::Destination] {
+                        let want = if pattern.writes_to(side) { vec![bed.id(side).to_owned()] } else { vec![] };
+                        assert_eq!(nodes(&bed, side, &tag), want, "{pattern}: the write on the {side}'s primary");
+                    }
+                    assert_eq!(count_at(&mut conn, &tag).await, (1, cl.primary_id(read_side).to_owned()), "{pattern}");
+                    drop(conn);
+                    let mut conn = pool.get().await.unwrap();
+                    assert_eq!(node_id(&mut conn).await, cl.replica_id(read_side), "{pattern}: a new checkout starts afresh");
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn async_cluster_transactions_run_on_both_primaries() {
+                let bed = bed!("dwc_async_cluster_transactions");
+                let Some(cl) = cl::clusters(&bed) else { return };
+                for pattern in [Pattern::SrcFirst, Pattern::DstFirst] {
+                    let pool = cluster_pool(&bed, &cl, PatternSwitch::new(pattern), Consistency::Off);
+                    let mut conn = pool.get().await.unwrap();
+                    let tag = format!("{}:{pattern}", bed.tag);
+                    let inside = conn
+                        .transaction::<_, diesel::result::Error, _>(async |c| {
+                            put(c, &tag).await;
+                            Ok(count_at(c, &tag).await)
+                        })
+                        .await
+                        .unwrap();
+                    assert_eq!(inside, (1, cl.primary_id(pattern.reads_from()).to_owned()), "{pattern}");
+                    for side in [Side::Source, Side::Destination] {
+                        assert_eq!(nodes(&bed, side, &tag), [bed.id(side)], "{pattern}: committed on the {side}");
+                    }
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn async_read_your_writes_on_the_destination_under_dst_first_with_lag() {
+                if !cl::REPLICATES {
+                    return; // SQLite: nothing replicates, so nothing can lag.
+                }
+                let bed = bed!("dwc_async_causal_destination");
+                let Some(cl) = cl::clusters(&bed) else { return };
+                let _lock = tokio::task::block_in_place(crate::common::bed_lock);
+                cl::wait_replicas(&bed, &cl);
+                let switch = PatternSwitch::new(Pattern::SrcOnly);
+                switch.advance().unwrap();
+                switch.advance().unwrap();
+                let pool = cluster_pool(&bed, &cl, switch, Consistency::Causal);
+                let lag = Lag::new(cl::lag_destination, 2_000);
+                let (mut stale_on_replica, mut by_primary) = (0, 0);
+                for i in 0..20 {
+                    let tag = format!("{}:{i}", bed.tag);
+                    let mut conn = pool.get().await.unwrap();
+                    put(&mut conn, &tag).await;
+                    let (n, node) = count_at(&mut conn, &tag).await;
+                    assert_eq!(n, 1, "cycle {i}: the write is read back (served by {node})");
+                    assert!(node == cl.primary_id(Side::Destination) || node == cl.replica_id(Side::Destination), "cycle {i}: read on the destination cluster, not {node}");
+                    by_primary += usize::from(node == cl.primary_id(Side::Destination));
+                    let missing = direct_rows(&cl.destination_replica, &format!("SELECT tag AS node FROM dw_items WHERE tag = '{tag}'")) == 0;
+                    stale_on_replica += usize::from(missing);
+                }
+                println!("async, under 2 s lag: {stale_on_replica}/20 writes missing on the destination replica, {by_primary}/20 reads served by the destination primary");
+                assert!(stale_on_replica > 0, "the injected lag never showed");
+                drop(lag);
+                cl::wait_replicas(&bed, &cl);
+                let mut conn = pool.get().await.unwrap();
+                let (n, node) = count_at(&mut conn, &format!("{}:0", bed.tag)).await;
+                assert_eq!((n, node.as_str()), (1, cl.replica_id(Side::Destination)));
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn async_a_write_the_first_side_rejects_never_reaches_the_second() {
+                let bed = bed!("dwc_async_first_side_rejects");
+                if !cl::RETURNING_LOADS {
+                    direct_exec(&bed.destination, "CREATE TABLE IF NOT EXISTS dw_dst_only (a VARCHAR(64))");
+                }
+                let mut offset = 0;
+                for pattern in [Pattern::SrcFirst, Pattern::DstFirst] {
+                    for strict in [false, true] {
+                        let (first, second) = (pattern.first(), pattern.second().unwrap());
+                        let id = key(offset);
+                        offset += 1;
+                        for side in [Side::Source, Side::Destination] {
+                            direct_exec(bed.url(side), &format!("DELETE FROM dw_keys WHERE id = {id}"));
+                        }
+                        direct_exec(bed.url(first), &format!("INSERT INTO dw_keys (id, tag) VALUES ({id}, 'taken')"));
+                        let pool = builder(&bed, pattern).strict(strict).build().unwrap();
+                        let mut conn = pool.get().await.unwrap();
+                        let executed = diesel::sql_query(format!("INSERT INTO dw_keys (id, tag) VALUES ({id}, 'dup')"))
+                            .execute(&mut *conn)
+                            .await;
+                        let mut errors = vec![("execute", executed.map(|_| ()).unwrap_err())];
+                        let loaded = if cl::RETURNING_LOADS {
+                            diesel::sql_query(format!("INSERT INTO dw_keys (id, tag) VALUES ({id}, 'dup') RETURNING tag AS node"))
+                                .load::<Node>(&mut *conn)
+                                .await
+                        } else {
+                            let table = match first { Side::Source => "dw_dst_only", Side::Destination => "dw_src_only" };
+                            diesel::sql_query(format!("SELECT a AS node FROM {table} FOR UPDATE"))
+                                .load::<Node>(&mut *conn)
+                                .await
+                        };
+                        errors.push(("load", loaded.map(|_| ()).unwrap_err()));
+                        for (how, err) in errors {
+                            assert!(
+                                matches!(err, diesel::result::Error::DatabaseError(..)),
+                                "{pattern} strict={strict} {how}: the first side's own error, got {err:?}"
+                            );
+                        }
+                        let keys = |url: &str| direct_rows(url, &format!("SELECT tag AS node FROM dw_keys WHERE id = {id}"));
+                        assert_eq!(keys(bed.url(second)), 0, "{pattern} strict={strict}: the {second} is untouched");
+                        assert_eq!(keys(bed.url(first)), 1);
+                        assert!(journal(&pool).is_empty(), "{pattern}: nothing diverged: {:#?}", journal(&pool));
+                        assert_eq!(pool.metrics().side(second).successes, 0, "{pattern}: the {second} ran nothing");
+                    }
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn async_each_write_runs_on_the_first_side_then_the_second() {
+                let bed = bed!("dwc_async_order");
+                for pattern in [Pattern::SrcFirst, Pattern::DstFirst] {
+                    let (first, second) = (pattern.first(), pattern.second().unwrap());
+                    let pool = builder(&bed, pattern).build().unwrap();
+                    let mut conn = pool.get().await.unwrap();
+                    let at = |tag: &str, side: Side| nodes(&bed, side, tag).pop().unwrap();
+                    let check = |tag: &str, how: &str| {
+                        let (a, b) = (at(tag, first), at(tag, second));
+                        if cl::CLOCK_RESOLVES_ORDER {
+                            assert!(a < b, "{pattern} {how}: the {first} ran it at {a}, the {second} at {b}");
+                        } else {
+                            assert!(a <= b, "{pattern} {how}: the {first} ran it at {a}, the {second} at {b}");
+                        }
+                    };
+                    let executed = format!("{}:{pattern}:execute", bed.tag);
+                    diesel::sql_query(format!("INSERT INTO dw_items (tag, node) VALUES ('{executed}', {})", cl::CLOCK))
+                        .execute(&mut *conn)
+                        .await
+                        .unwrap();
+                    check(&executed, "execute");
+                    if cl::RETURNING_LOADS {
+                        let loaded = format!("{}:{pattern}:load", bed.tag);
+                        let returned: Vec<Node> = diesel::sql_query(format!(
+                            "INSERT INTO dw_items (tag, node) VALUES ('{loaded}', {}) RETURNING node",
+                            cl::CLOCK
+                        ))
+                        .load(&mut *conn)
+                        .await
+                        .unwrap();
+                        check(&loaded, "load");
+                        assert_eq!(returned[0].node, at(&loaded, first), "{pattern}: the caller gets the {first}'s rows");
+                    }
+                    let batch = format!("{}:{pattern}:batch", bed.tag);
+                    conn.batch_execute(&format!("INSERT INTO dw_items (tag, node) VALUES ('{batch}', {})", cl::CLOCK))
+                        .await
+                        .unwrap();
+                    check(&batch, "batch_execute");
+                }
+            }
+
+            #[derive(Clone, Default)]
+            struct Events(Arc<Mutex<Vec<String>>>);
+
+            impl Events {
+                fn count(&self, what: &str) -> usize {
+                    self.0.lock().unwrap().iter().filter(|e| e.contains(what)).count()
+                }
+            }
+
+            impl Instrumentation for Events {
+                fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+                    let line = match event {
+                        InstrumentationEvent::StartQuery { query, .. } => format!("query {query}"),
+                        InstrumentationEvent::BeginTransaction { .. } => "begin".into(),
+                        InstrumentationEvent::CommitTransaction { .. } => "commit".into(),
+                        InstrumentationEvent::RollbackTransaction { .. } => "rollback".into(),
+                        _ => return,
+                    };
+                    self.0.lock().unwrap().push(line);
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn async_instrumentation_sees_both_sides() {
+                let bed = bed!("dwc_async_instrumentation");
+                let switch = PatternSwitch::new(Pattern::SrcOnly);
+                let pool = builder(&bed, switch.clone()).build().unwrap();
+                let mut conn = pool.get().await.unwrap();
+                let events = Events::default();
+                conn.set_instrumentation(events.clone());
+                switch.advance().unwrap();
+                insert(&mut conn, &bed.tag).await.unwrap();
+                assert_eq!(events.count("INSERT INTO"), 2, "{:#?}", events.0.lock().unwrap());
+                conn.transaction::<_, diesel::result::Error, _>(async |c| insert(c, &bed.tag).await)
+                    .await
+                    .unwrap();
+                assert_eq!(events.count("INSERT INTO"), 4, "{:#?}", events.0.lock().unwrap());
+                assert_eq!((events.count("begin"), events.count("commit")), (2, 2));
+                let _ = conn
+                    .transaction::<(), diesel::result::Error, _>(async |c| {
+                        insert(c, &bed.tag).await?;
+                        Err(diesel::result::Error::RollbackTransaction)
+                    })
+                    .await;
+                assert_eq!(events.count("rollback"), 2, "{:#?}", events.0.lock().unwrap());
+                let before = events.count("query");
+                diesel::select(diesel::dsl::sql::<Integer>("1")).get_result::<i32>(&mut *conn).await.unwrap();
+                assert_eq!(events.count("query"), before + 1);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn async_strict_errors_say_what_holds() {
+                let bed = bed!("dwc_async_strict_advice");
+                let pool = builder(&bed, Pattern::SrcFirst).strict(true).build().unwrap();
+                let mut conn = pool.get().await.unwrap();
+                let tag = format!("{}:outside", bed.tag);
+                let err = Error::from_diesel(insert_src_only(&mut conn, &tag).await.unwrap_err());
+                let message = err.to_string();
+                for words in ["was applied on the source, not on the destination", "do not repeat it", "repair the destination"] {
+                    assert!(message.contains(words), "{message}");
+                }
+                let tag = format!("{}:rolled-back", bed.tag);
+                let err = conn
+                    .transaction::<(), diesel::result::Error, _>(async |c| {
+                        insert(c, &tag).await?;
+                        insert_src_only(c, &tag).await?;
+                        Ok(())
+                    })
+                    .await
+                    .unwrap_err();
+                let message = Error::from_diesel(err).to_string();
+                assert!(message.contains("nothing is applied on either side: safe to run the whole transaction again"), "{message}");
+                for side in [Side::Source, Side::Destination] {
+                    assert!(nodes(&bed, side, &tag).is_empty(), "rolled back on the {side}");
+                }
+                let tag = format!("{}:partial", bed.tag);
+                let err = conn
+                    .transaction::<(), diesel::result::Error, _>(async |c| {
+                        insert(c, &tag).await?;
+                        let _ = insert_src_only(c, &tag).await;
+                        Ok(())
+                    })
+                    .await
+                    .unwrap_err();
+                let err = Error::from_diesel(err);
+                assert!(matches!(err, Error::PartialCommit { .. }), "{err:?}");
+                let message = err.to_string();
+                for words in ["committed on the source, not on the destination", "do not run it again", "repair the destination"] {
+                    assert!(message.contains(words), "{message}");
+                }
+                assert_eq!(nodes(&bed, Side::Source, &tag), [bed.id(Side::Source)]);
+                assert!(nodes(&bed, Side::Destination, &tag).is_empty());
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn async_a_second_side_that_cannot_begin_leaves_nothing_applied() {
+                let bed = bed!("dwc_async_begin_fails");
+                for strict in [false, true] {
+                    let pool = AsyncDoubleWrite::<Conn>::builder()
+                        .source(&bed.source)
+                        .destination(cl::UNREACHABLE)
+                        .pattern(Pattern::SrcFirst)
+                        .strict(strict)
+                        .build()
+                        .unwrap();
+                    let mut conn = pool.get().await.unwrap();
+                    let tag = format!("{}:{strict}", bed.tag);
+                    let err = conn
+                        .transaction::<_, diesel::result::Error, _>(async |c| insert(c, &tag).await)
+                        .await
+                        .unwrap_err();
+                    let err = Error::from_diesel(err);
+                    assert!(matches!(err, Error::NothingApplied { what: "BEGIN", failed: Side::Destination, .. }), "{err:?}");
+                    assert!(err.to_string().contains("nothing is applied on either side: safe to run it again"), "{err}");
+                    assert!(nodes(&bed, Side::Source, &tag).is_empty(), "nothing on the source");
+                    assert!(!err.to_string().contains("diesel_rw_pw"), "{err}");
+                }
+            }
+        }
+    };
+}
