@@ -282,6 +282,8 @@ pub(super) fn same<T>(_: Side, _: Side, _: &T, _: &T) -> Option<String> {
 
 /// The rows two sides returned for one write, compared field by field (values are not shown:
 /// they may be personal data).
+// `&Vec`: it is the `differ` of `finish_write::<Vec<RowImage>>`.
+#[allow(clippy::ptr_arg)]
 pub(super) fn differ_rows(
     first: Side,
     second: Side,
