@@ -699,7 +699,7 @@ impl<C: AsyncDoubleWritable> AsyncConnection for AsyncDoubleWriteConnection<C> {
             }
             TransactionManagerStatus::InError => panic!("Transaction manager in error"),
         }
-        self.begin(true).await
+        super::transaction::begin(self, true).await
     }
 
     fn transaction_state(&mut self) -> &mut TransactionManagerStatus {

@@ -522,7 +522,7 @@ where
             }
             TransactionManagerStatus::InError => panic!("Transaction manager in error"),
         }
-        self.begin(true)
+        super::transaction::ready(super::transaction::begin(self, true))
     }
 
     fn execute_returning_count<T>(&mut self, source: &T) -> QueryResult<usize>

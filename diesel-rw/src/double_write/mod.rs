@@ -12,10 +12,14 @@
 //! Writes that reach one side and not the other are never hidden: they are counted in the
 //! [`Metrics`], recorded in the [`Journal`] for repair, and in strict mode returned as
 //! [`Error::SecondaryWriteFailed`](crate::Error::SecondaryWriteFailed) or
-//! [`Error::PartialCommit`](crate::Error::PartialCommit), which say what holds and what to do. See [`DoubleWriteConnection`] for the exact semantics of reads, writes,
+//! [`Error::PartialCommit`](crate::Error::PartialCommit), which say what holds and what to do.
+//! See [`DoubleWriteConnection`] for the exact semantics of reads, writes,
 //! transactions, failures and [`Retry`]. Generated keys diverge between the sides unless they are
-//! written explicitly (or, on PostgreSQL, the sequences are synced with
-//! `DoubleWriteConnection::sync_sequences` before `DstFirst`); the journal records each
+//! written explicitly, or the destination's counters (PostgreSQL sequences, MySQL/MariaDB
+//! `AUTO_INCREMENT`, SQLite `sqlite_sequence`) are moved up to the source's with
+//! `DoubleWriteConnection::sync_sequences` before `DstFirst`:
+//! `DoubleWriteConnection::advance_pattern` refuses the step to `DstFirst` while one is behind
+//! ([`Error::KeyCountersBehind`](crate::Error::KeyCountersBehind)). The journal records each
 //! divergence it sees in `RETURNING` rows.
 //!
 //! With the `async` feature, `AsyncDoubleWriteConnection` and its

@@ -1,5 +1,8 @@
 //! [`DoubleWriteTransactionManager`]: transactions on both sides, committed first side first.
 
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+
 use diesel::connection::{TransactionDepthChange, TransactionManager, TransactionManagerStatus};
 use diesel::r2d2::R2D2Connection;
 use diesel::result::QueryResult;
@@ -7,7 +10,7 @@ use diesel::result::QueryResult;
 use super::backend::DoubleWriteBackend;
 use super::connection::DoubleWriteConnection;
 use super::context::DoubleWriteContext;
-use super::core::{entry, record};
+use super::core::{entry, record, DwCore};
 use super::journal::EntryKind;
 use super::pattern::{Pattern, Side};
 use crate::error::Error;
@@ -241,15 +244,15 @@ where
     type TransactionStateData = TransactionManagerStatus;
 
     fn begin_transaction(conn: &mut DoubleWriteConnection<C>) -> QueryResult<()> {
-        conn.begin(false)
+        ready(begin(conn, false))
     }
 
     fn rollback_transaction(conn: &mut DoubleWriteConnection<C>) -> QueryResult<()> {
-        conn.rollback()
+        ready(rollback(conn))
     }
 
     fn commit_transaction(conn: &mut DoubleWriteConnection<C>) -> QueryResult<()> {
-        conn.commit()
+        ready(commit(conn))
     }
 
     fn transaction_manager_status_mut(
@@ -257,16 +260,6 @@ where
     ) -> &mut TransactionManagerStatus {
         &mut conn.core.status
     }
-}
-
-/// The transaction depth of `conn`'s own manager (`None` outside a transaction or when it is in
-/// error).
-fn depth_of<C: R2D2Connection>(conn: &mut C) -> Option<u32> {
-    C::TransactionManager::transaction_manager_status_mut(conn)
-        .transaction_depth()
-        .ok()
-        .flatten()
-        .map(|d| d.get())
 }
 
 /// A copy of a transaction manager status (its types cannot be built field by field).
@@ -291,213 +284,271 @@ pub(super) fn copy_status(status: &TransactionManagerStatus) -> TransactionManag
     copy
 }
 
-impl<C> DoubleWriteConnection<C>
+/// One transaction step on one side's own connection.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum TxOp {
+    /// `BEGIN` or a savepoint; `true` for a test transaction.
+    Begin(bool),
+    /// `COMMIT` or a savepoint release.
+    Commit,
+    /// `ROLLBACK` or a rollback to a savepoint.
+    Rollback,
+}
+
+/// What the transaction flow needs of a double-write connection, sync or async. The sync
+/// connection does the work inside each call and returns a ready future; the flow below is
+/// written once and decides, for both, which side does what in which order.
+pub(crate) trait TxSides {
+    /// The connection's shared state.
+    fn core(&mut self) -> &mut DwCore;
+
+    /// Runs `op` on `side`'s connection as it is (no reconnect), counting the outcome.
+    fn tx_step(&mut self, side: Side, op: TxOp) -> impl Future<Output = QueryResult<()>> + Send;
+
+    /// Connects `side` if needed, retrying per the policy (called outside the transaction).
+    fn tx_connect(&mut self, side: Side) -> impl Future<Output = QueryResult<()>> + Send;
+
+    /// The transaction depth of `side`'s own manager: `Ok(0)` outside a transaction, `Err` when
+    /// it is in error; `None` when the side is not connected.
+    fn side_depth(&mut self, side: Side) -> Option<Result<u32, ()>>;
+
+    /// A copy of `side`'s own transaction status (`None` when it is not connected).
+    fn side_status(&mut self, side: Side) -> Option<TransactionManagerStatus>;
+
+    /// Whether `side`'s connection is known to be lost.
+    fn is_lost(&self, side: Side) -> bool;
+
+    /// Marks `side`'s connection lost: it is opened again before its next use.
+    fn mark_lost(&mut self, side: Side);
+}
+
+/// Runs a future that cannot wait (the sync connection's [`TxSides`] futures are ready when
+/// made) to its end.
+pub(crate) fn ready<T>(future: impl Future<Output = T>) -> T {
+    let mut future = std::pin::pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(value) => value,
+        Poll::Pending => unreachable!("diesel-rw: a sync transaction step never waits"),
+    }
+}
+
+/// Makes the connection's status the first side's, and forgets the transaction once the first
+/// side has none.
+fn sync_status<S: TxSides>(s: &mut S, first: Side) {
+    let status = if s.is_lost(first) {
+        // The connection is gone, and its transaction with it on the server; it is opened
+        // again before the next statement.
+        TransactionManagerStatus::default()
+    } else {
+        s.side_status(first).unwrap_or_default()
+    };
+    let core = s.core();
+    core.status = status;
+    if matches!(core.status.transaction_depth(), Ok(None)) || s.is_lost(first) {
+        s.core().tx = None;
+    }
+}
+
+/// `BEGIN` (or a savepoint) on both sides. `test` marks a test transaction.
+pub(crate) async fn begin<S: TxSides>(s: &mut S, test: bool) -> QueryResult<()> {
+    let depth = s.core().status.transaction_depth()?.map_or(0, |d| d.get());
+    let tx = match s.core().tx.take() {
+        Some(tx) if depth > 0 => tx,
+        _ => {
+            // The outermost BEGIN: the transaction keeps the pattern it begins with.
+            let pattern = s.core().statement_pattern()?;
+            s.tx_connect(pattern.first()).await?;
+            TxState::new(pattern)
+        }
+    };
+    let first = tx.pattern.first();
+    let second = tx.pattern.second();
+    let intact = matches!(tx.second, SecondState::Intact);
+    // Inside the transaction from here: no reconnect, no retry.
+    s.core().tx = Some(tx);
+    let result = s.tx_step(first, TxOp::Begin(test)).await;
+    sync_status(s, first);
+    result?;
+    let Some(second) = second.filter(|_| intact) else {
+        return Ok(());
+    };
+    let begun = if depth == 0 {
+        // The second side may (re)connect before its BEGIN, which a transaction otherwise
+        // never does.
+        let tx = s.core().tx.take();
+        let connected = s.tx_connect(second).await;
+        s.core().tx = tx;
+        match connected {
+            Ok(()) => s.tx_step(second, TxOp::Begin(test)).await,
+            Err(e) => Err(e),
+        }
+    } else {
+        s.tx_step(second, TxOp::Begin(test)).await
+    };
+    let Err(error) = begun else {
+        return Ok(());
+    };
+    if let Some(tx) = &mut s.core().tx {
+        tx.break_second(depth, format!("its BEGIN failed: {error}"));
+    }
+    // The outermost BEGIN (in either mode), or a savepoint in strict mode: nothing was written
+    // in it yet, so undo the first side's BEGIN and return the error; the caller can run the
+    // whole transaction again. In lenient mode a savepoint the second side refuses inside a
+    // running transaction leaves that side broken for the rest of it (its writes journaled,
+    // its transaction rolled back at commit).
+    if s.core().ctx.is_strict() || depth == 0 {
+        let _ = s.tx_step(first, TxOp::Rollback).await;
+        if depth == 0 {
+            rollback_to(s, second, 0).await;
+        }
+        sync_status(s, first);
+        return Err(begin_failed(second, depth, error));
+    }
+    tracing::warn!(target: "diesel_rw::double_write", %second, %error, "the second side could not open a savepoint; the rest of the transaction runs on the first side alone");
+    Ok(())
+}
+
+/// `COMMIT` (or a savepoint release): the first side, then the second.
+pub(crate) async fn commit<S: TxSides>(s: &mut S) -> QueryResult<()> {
+    let core = s.core();
+    let depth = open_depth(&core.status, &core.tx)?;
+    let (first, second) = open_sides(core);
+    let result = s.tx_step(first, TxOp::Commit).await;
+    if depth > 1 {
+        sync_status(s, first);
+        result?;
+        let release = s.core().tx.as_mut().is_some_and(|tx| tx.released(depth));
+        if let (true, Some(second)) = (release, second) {
+            if let Err(error) = s.tx_step(second, TxOp::Commit).await {
+                if let Some(tx) = &mut s.core().tx {
+                    tx.break_second(depth - 1, format!("its RELEASE SAVEPOINT failed: {error}"));
+                }
+            }
+        }
+        return Ok(());
+    }
+    let tx = s
+        .core()
+        .tx
+        .take()
+        .expect("an open transaction has its state");
+    sync_status(s, first);
+    if let Err(error) = result {
+        // Nothing committed on the first side (diesel rolled it back, or its status is in
+        // error): roll the second back too.
+        if let Some(second) = second {
+            rollback_to(s, second, 0).await;
+        }
+        let core = s.core();
+        if matches!(core.status.transaction_depth(), Ok(Some(_))) {
+            core.tx = Some(tx);
+        }
+        return Err(first_commit_failed(&core.ctx, first, second, error));
+    }
+    let Some(second) = second else {
+        return Ok(());
+    };
+    let reason = match tx.second_failure() {
+        Some(reason) => reason,
+        None => match s.tx_step(second, TxOp::Commit).await {
+            Ok(()) => return Ok(()),
+            Err(error) => format!("its COMMIT failed: {error}"),
+        },
+    };
+    rollback_to(s, second, 0).await;
+    tx.partial_commit(&s.core().ctx, second, reason)
+}
+
+/// `ROLLBACK` (or a rollback to a savepoint) on both sides.
+pub(crate) async fn rollback<S: TxSides>(s: &mut S) -> QueryResult<()> {
+    let core = s.core();
+    let depth = open_depth(&core.status, &core.tx)?;
+    let (first, second) = open_sides(core);
+    let result = s.tx_step(first, TxOp::Rollback).await;
+    let recover = s.core().tx.as_mut().is_some_and(|tx| tx.rolled_back(depth));
+    if let Some(second) = second {
+        let ok = rollback_to(s, second, depth - 1).await;
+        if let Some(tx) = &mut s.core().tx {
+            tx.second_rolled_back(depth, ok, recover);
+        }
+    }
+    sync_status(s, first);
+    result
+}
+
+/// Rolls `side` back until its depth is at most `depth`; `false` if a rollback failed (the
+/// connection is then treated as lost and opened again before its next use).
+async fn rollback_to<S: TxSides>(s: &mut S, side: Side, depth: u32) -> bool {
+    loop {
+        match s.side_depth(side) {
+            None => return true,
+            Some(Ok(d)) if d > depth => {}
+            Some(Ok(_)) => return true,
+            Some(Err(())) => {
+                // In error: its transaction cannot be trusted.
+                s.mark_lost(side);
+                return false;
+            }
+        }
+        if s.tx_step(side, TxOp::Rollback).await.is_err() {
+            s.mark_lost(side);
+            return false;
+        }
+    }
+}
+
+/// The sides of the open transaction.
+fn open_sides(core: &DwCore) -> (Side, Option<Side>) {
+    core.tx.as_ref().expect("checked by open_depth").sides()
+}
+
+impl<C> TxSides for DoubleWriteConnection<C>
 where
     C: R2D2Connection + 'static,
     C::Backend: DoubleWriteBackend,
 {
-    /// Makes this connection's status the first side's, and forgets the transaction once the
-    /// first side has none.
-    fn sync_status(&mut self, first: Side) {
-        if self.sides[first.index()].lost {
-            // The connection is gone, and its transaction with it on the server; it is opened
-            // again before the next statement.
-            self.core.status = TransactionManagerStatus::default();
-            self.core.tx = None;
-            return;
-        }
-        self.core.status = match self.sides[first.index()].conn.as_mut() {
-            Some(conn) => copy_status(C::TransactionManager::transaction_manager_status_mut(conn)),
-            None => TransactionManagerStatus::default(),
-        };
-        if matches!(self.core.status.transaction_depth(), Ok(None)) {
-            self.core.tx = None;
-        }
+    fn core(&mut self) -> &mut DwCore {
+        &mut self.core
     }
 
-    /// `BEGIN` (or a savepoint) on both sides. `test` marks a test transaction.
-    pub(crate) fn begin(&mut self, test: bool) -> QueryResult<()> {
-        let begin = |c: &mut C| {
-            if test {
-                c.begin_test_transaction()
-            } else {
-                C::TransactionManager::begin_transaction(c)
-            }
-        };
-        let depth = self.core.status.transaction_depth()?.map_or(0, |d| d.get());
-        let tx = match self.core.tx.take() {
-            Some(tx) if depth > 0 => tx,
-            _ => {
-                // The outermost BEGIN: the transaction keeps the pattern it begins with.
-                let pattern = self.core.statement_pattern()?;
-                self.run_on(pattern.first(), |_| Ok(()))?;
-                TxState::new(pattern)
-            }
-        };
-        let first = tx.pattern.first();
-        let second = tx.pattern.second();
-        let intact = matches!(tx.second, SecondState::Intact);
-        // Inside the transaction from here: no reconnect, no retry.
-        self.core.tx = Some(tx);
-        let result = self.step(first, begin);
-        self.sync_status(first);
-        result?;
-        let Some(second) = second.filter(|_| intact) else {
-            return Ok(());
-        };
-        let Err(error) = self.attempt_begin_second(second, depth, begin) else {
-            return Ok(());
-        };
-        if let Some(tx) = &mut self.core.tx {
-            tx.break_second(depth, format!("its BEGIN failed: {error}"));
-        }
-        // The outermost BEGIN (in either mode), or a savepoint in strict mode: nothing was
-        // written in it yet, so undo the first side's BEGIN and return the error; the caller
-        // can run the whole transaction again. In lenient mode a savepoint the second side
-        // refuses inside a running transaction leaves that side broken for the rest of it
-        // (its writes journaled, its transaction rolled back at commit).
-        if self.core.ctx.is_strict() || depth == 0 {
-            let _ = self.step(first, C::TransactionManager::rollback_transaction);
-            if depth == 0 {
-                self.rollback_fully(second);
-            }
-            self.sync_status(first);
-            return Err(begin_failed(second, depth, error));
-        }
-        tracing::warn!(target: "diesel_rw::double_write", %second, %error, "the second side could not open a savepoint; the rest of the transaction runs on the first side alone");
-        Ok(())
+    fn tx_step(&mut self, side: Side, op: TxOp) -> impl Future<Output = QueryResult<()>> + Send {
+        std::future::ready(self.step(side, |c: &mut C| match op {
+            TxOp::Begin(true) => c.begin_test_transaction(),
+            TxOp::Begin(false) => C::TransactionManager::begin_transaction(c),
+            TxOp::Commit => C::TransactionManager::commit_transaction(c),
+            TxOp::Rollback => C::TransactionManager::rollback_transaction(c),
+        }))
     }
 
-    /// Begins on the second side; at depth 0 (re)connects it first if needed, which a transaction
-    /// otherwise never does.
-    fn attempt_begin_second(
-        &mut self,
-        second: Side,
-        depth: u32,
-        begin: impl FnOnce(&mut C) -> QueryResult<()>,
-    ) -> QueryResult<()> {
-        if depth == 0 {
-            let tx = self.core.tx.take();
-            let connected = self.run_on(second, |_| Ok(()));
-            self.core.tx = tx;
-            connected?;
-        }
-        self.step(second, begin)
+    fn tx_connect(&mut self, side: Side) -> impl Future<Output = QueryResult<()>> + Send {
+        std::future::ready(self.run_on(side, |_| Ok(())))
     }
 
-    /// `COMMIT` (or a savepoint release): the first side, then the second.
-    pub(crate) fn commit(&mut self) -> QueryResult<()> {
-        let depth = open_depth(&self.core.status, &self.core.tx)?;
-        let (first, second) = self.open_sides();
-        let result = self.step(first, C::TransactionManager::commit_transaction);
-        if depth > 1 {
-            self.sync_status(first);
-            result?;
-            let release = self.core.tx.as_mut().is_some_and(|tx| tx.released(depth));
-            if let (true, Some(second)) = (release, second) {
-                if let Err(error) = self.step(second, C::TransactionManager::commit_transaction) {
-                    if let Some(tx) = &mut self.core.tx {
-                        tx.break_second(
-                            depth - 1,
-                            format!("its RELEASE SAVEPOINT failed: {error}"),
-                        );
-                    }
-                }
-            }
-            return Ok(());
-        }
-        let tx = self
-            .core
-            .tx
-            .take()
-            .expect("an open transaction has its state");
-        self.sync_status(first);
-        if let Err(error) = result {
-            // Nothing committed on the first side (diesel rolled it back, or its status is in
-            // error): roll the second back too.
-            if let Some(second) = second {
-                self.rollback_fully(second);
-            }
-            if matches!(self.core.status.transaction_depth(), Ok(Some(_))) {
-                self.core.tx = Some(tx);
-            }
-            return Err(first_commit_failed(&self.core.ctx, first, second, error));
-        }
-        let Some(second) = second else {
-            return Ok(());
-        };
-        let reason = match tx.second_failure() {
-            Some(reason) => reason,
-            None => match self.step(second, C::TransactionManager::commit_transaction) {
-                Ok(()) => return Ok(()),
-                Err(error) => format!("its COMMIT failed: {error}"),
-            },
-        };
-        self.rollback_fully(second);
-        tx.partial_commit(&self.core.ctx, second, reason)
+    fn side_depth(&mut self, side: Side) -> Option<Result<u32, ()>> {
+        let conn = self.sides[side.index()].conn.as_mut()?;
+        Some(
+            C::TransactionManager::transaction_manager_status_mut(conn)
+                .transaction_depth()
+                .map(|d| d.map_or(0, |d| d.get()))
+                .map_err(|_| ()),
+        )
     }
 
-    /// `ROLLBACK` (or a rollback to a savepoint) on both sides.
-    pub(crate) fn rollback(&mut self) -> QueryResult<()> {
-        let depth = open_depth(&self.core.status, &self.core.tx)?;
-        let (first, second) = self.open_sides();
-        let result = self.step(first, C::TransactionManager::rollback_transaction);
-        let recover = self
-            .core
-            .tx
-            .as_mut()
-            .is_some_and(|tx| tx.rolled_back(depth));
-        if let Some(second) = second {
-            let ok = self.rollback_to(second, depth - 1);
-            if let Some(tx) = &mut self.core.tx {
-                tx.second_rolled_back(depth, ok, recover);
-            }
-        }
-        self.sync_status(first);
-        result
+    fn side_status(&mut self, side: Side) -> Option<TransactionManagerStatus> {
+        let conn = self.sides[side.index()].conn.as_mut()?;
+        Some(copy_status(
+            C::TransactionManager::transaction_manager_status_mut(conn),
+        ))
     }
 
-    /// Rolls `side` back until its depth is at most `depth`; `false` if a rollback failed (the
-    /// connection is then treated as lost and opened again before its next use).
-    fn rollback_to(&mut self, side: Side, depth: u32) -> bool {
-        loop {
-            let Some(conn) = self.sides[side.index()].conn.as_mut() else {
-                return true;
-            };
-            match depth_of(conn) {
-                Some(d) if d > depth => {}
-                Some(_) => return true,
-                None => {
-                    // In error, or no transaction: nothing to roll back if the status is valid.
-                    let valid = C::TransactionManager::transaction_manager_status_mut(conn)
-                        .transaction_depth()
-                        .is_ok();
-                    if !valid {
-                        self.sides[side.index()].lost = true;
-                    }
-                    return valid;
-                }
-            }
-            if self
-                .step(side, C::TransactionManager::rollback_transaction)
-                .is_err()
-            {
-                self.sides[side.index()].lost = true;
-                return false;
-            }
-        }
+    fn is_lost(&self, side: Side) -> bool {
+        self.sides[side.index()].lost
     }
 
-    fn rollback_fully(&mut self, side: Side) {
-        self.rollback_to(side, 0);
-    }
-
-    /// The sides of the open transaction.
-    fn open_sides(&self) -> (Side, Option<Side>) {
-        self.core
-            .tx
-            .as_ref()
-            .expect("checked by open_depth")
-            .sides()
+    fn mark_lost(&mut self, side: Side) {
+        self.sides[side.index()].lost = true;
     }
 }
