@@ -67,8 +67,8 @@ impl<C: AsyncDoubleWritable> TxSides for AsyncDoubleWriteConnection<C> {
         &mut self.core
     }
 
-    fn tx_step(&mut self, side: Side, op: TxOp) -> impl Future<Output = QueryResult<()>> + Send {
-        async move { self.step(side, &Step(op)).await }
+    async fn tx_step(&mut self, side: Side, op: TxOp) -> QueryResult<()> {
+        self.step(side, &Step(op)).await
     }
 
     fn tx_connect(&mut self, side: Side) -> impl Future<Output = QueryResult<()>> + Send {
