@@ -113,7 +113,7 @@ pub enum Error {
     /// closure does) and nothing is applied on either side, so the whole transaction is safe to
     /// run again; committing it anyway commits it on `applied` alone
     /// ([`Error::PartialCommit`]).
-    #[error("{}", secondary_write_failed_message(*applied, *failed, sql, *in_transaction, source))]
+    #[error("{}", secondary_write_failed_message(*applied, *failed, sql, *in_transaction, *outcome_unknown, source))]
     SecondaryWriteFailed {
         /// The side that applied the write.
         applied: crate::double_write::Side,
@@ -123,6 +123,9 @@ pub enum Error {
         sql: String,
         /// Whether it was inside a transaction (then nothing is committed yet).
         in_transaction: bool,
+        /// The connection to `failed` broke while the write was in flight: it may be applied
+        /// there after all (check before repairing).
+        outcome_unknown: bool,
         /// The second side's error.
         #[source]
         source: Box<Error>,
@@ -145,14 +148,32 @@ pub enum Error {
     /// Double write: a step failed on one side and was undone on the other, so nothing is
     /// applied on either side: running it again is safe. Returned when the second side cannot
     /// `BEGIN` (the first side's `BEGIN` is rolled back), and when the first side refuses the
-    /// `COMMIT` (the second side's transaction is rolled back).
-    #[error("double write: {what} failed on the {failed}: {source}; nothing is applied on either side: safe to run it again")]
+    /// `COMMIT` (the second side's transaction is rolled back). For a `SAVEPOINT` (strict mode),
+    /// the enclosing transaction can no longer commit on both sides: roll it back and run it
+    /// again whole.
+    #[error("{}", nothing_applied_message(what, *failed, source))]
     NothingApplied {
         /// What failed (`BEGIN`, `COMMIT`).
         what: &'static str,
         /// The side where it failed.
         failed: crate::double_write::Side,
         /// That side's error.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// Double write: the connection to the first side broke while a write was in flight, so it
+    /// may or may not be applied there; it was not sent to the second side. Check the first
+    /// side before running it again (outside a transaction it is journaled for repair).
+    #[error("double write: the connection to `{node}` broke while `{sql}` was in flight: it may be applied there{detail}; check whether it is before running it again: {source}")]
+    WriteOutcomeUnknown {
+        /// The node (redacted URL) whose connection broke.
+        node: String,
+        /// The statement's SQL text (binds are not included).
+        sql: String,
+        /// Which side that is, and what was not sent where.
+        detail: String,
+        /// The error that broke the connection.
         #[source]
         source: Box<Error>,
     },
@@ -379,14 +400,37 @@ const CONNECTION_FAILURES: &[&str] = &[
     "connection reset",
 ];
 
+/// The message of [`Error::NothingApplied`].
+fn nothing_applied_message(
+    what: &str,
+    failed: crate::double_write::Side,
+    source: &Error,
+) -> String {
+    if what == "SAVEPOINT" {
+        format!(
+            "double write: SAVEPOINT failed on the {failed}: {source}; it was undone on the other side, but the open transaction can no longer commit on both sides: roll the whole transaction back (nothing is committed on either side) and run it again"
+        )
+    } else {
+        format!(
+            "double write: {what} failed on the {failed}: {source}; nothing is applied on either side: safe to run it again"
+        )
+    }
+}
+
 /// The message of [`Error::SecondaryWriteFailed`]: what holds, in or out of a transaction.
 fn secondary_write_failed_message(
     applied: crate::double_write::Side,
     failed: crate::double_write::Side,
     sql: &str,
     in_transaction: bool,
+    outcome_unknown: bool,
     source: &Error,
 ) -> String {
+    if outcome_unknown && !in_transaction {
+        return format!(
+            "double write: `{sql}` was applied on the {applied}; on the {failed} the connection broke while it was in flight, so it may or may not be applied there: {source}; do not repeat it (it would apply twice on the {applied}); check the {failed} and repair it: the write is journaled"
+        );
+    }
     if in_transaction {
         format!(
             "double write: `{sql}` ran on the {applied} inside the open transaction and failed on the {failed}: {source}; nothing is committed: roll the transaction back (returning this error from the transaction does) and nothing is applied on either side: safe to run the whole transaction again (committing it anyway commits it on the {applied} alone)"

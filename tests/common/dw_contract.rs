@@ -58,6 +58,10 @@ pub mod pg {
     use super::Clusters;
     use crate::dw::DwBed;
 
+    /// A counter after three inserts into a new table: the last value issued.
+    pub const COUNTER_AFTER_THREE: i64 = 3;
+    /// The columns of a table with a generated key.
+    pub const COUNTED_COLUMNS: &str = "id SERIAL PRIMARY KEY, x TEXT";
     pub const NODE_ID: &str = "inet_server_port()::text";
     /// The server's wall clock, to the microsecond (fixed width: compares as text).
     pub const CLOCK: &str = "to_char(clock_timestamp(), 'YYYY-MM-DD HH24:MI:SS.US')";
@@ -109,6 +113,10 @@ pub mod mysql {
     use super::Clusters;
     use crate::dw::DwBed;
 
+    /// A counter after three inserts into a new table: `AUTO_INCREMENT` is the next value.
+    pub const COUNTER_AFTER_THREE: i64 = 4;
+    /// The columns of a table with a generated key.
+    pub const COUNTED_COLUMNS: &str = "id INT AUTO_INCREMENT PRIMARY KEY, x VARCHAR(8)";
     pub const NODE_ID: &str = "CONCAT(@@port, '/', DATABASE())";
     /// The statement's start time, to the microsecond.
     pub const CLOCK: &str = "DATE_FORMAT(NOW(6), '%Y-%m-%d %H:%i:%s.%f')";
@@ -170,6 +178,10 @@ pub mod sqlite {
     use super::Clusters;
     use crate::dw::DwBed;
 
+    /// A counter after three inserts into a new table: the last value issued.
+    pub const COUNTER_AFTER_THREE: i64 = 3;
+    /// The columns of a table with a generated key.
+    pub const COUNTED_COLUMNS: &str = "id INTEGER PRIMARY KEY AUTOINCREMENT, x TEXT";
     pub const NODE_ID: &str = "(SELECT name FROM dw_node)";
     /// Milliseconds only: two statements may share one reading.
     pub const CLOCK: &str = "strftime('%Y-%m-%d %H:%M:%f', 'now')";
@@ -351,6 +363,37 @@ macro_rules! dw_contract_suite {
                     drop(conn);
                     // A new checkout starts with fresh routing state: the replica again.
                     assert_eq!(node_id(&mut pool.get().unwrap()), cl.replica_id(read_side), "{pattern}");
+                }
+            }
+
+            #[test]
+            fn cluster_key_counters_are_read_on_each_sides_primary() {
+                let bed = bed!("dwc_cluster_counters");
+                let Some(cl) = cl::clusters(&bed) else { return };
+                let table = format!("dwc_counted_{}", std::process::id());
+                for url in [&bed.source, &bed.destination] {
+                    backend::direct(url)
+                        .batch_execute(&format!(
+                            "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({})",
+                            cl::COUNTED_COLUMNS
+                        ))
+                        .unwrap();
+                }
+                cl::wait_replicas(&bed, &cl);
+                let pool = cluster_pool(&bed, &cl, PatternSwitch::new(Pattern::SrcOnly), Consistency::Off);
+                let mut conn = pool.get().unwrap();
+                for _ in 0..3 {
+                    diesel::sql_query(format!("INSERT INTO {table} (x) VALUES ('a')"))
+                        .execute(&mut *conn)
+                        .unwrap();
+                }
+                // Read on the source's primary, which issued the keys (its replica may not have
+                // them yet; the SQLite "replica" never does).
+                let counters = conn.key_counters(Side::Source).unwrap();
+                let mine = counters.iter().find(|c| c.table.as_deref().is_some_and(|t| t.contains(&table)));
+                assert_eq!(mine.and_then(|c| c.value), Some(cl::COUNTER_AFTER_THREE), "{counters:#?}");
+                for url in [&bed.source, &bed.destination] {
+                    backend::direct(url).batch_execute(&format!("DROP TABLE IF EXISTS {table}")).unwrap();
                 }
             }
 

@@ -364,7 +364,13 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
         differ: fn(Side, Side, &O::Output, &O::Output) -> Option<String>,
     ) -> QueryResult<O::Output> {
         let plan = self.core.plan(kind)?;
-        let value = self.run_on(plan.first, op).await?;
+        let value = match self.run_on(plan.first, op).await {
+            Ok(value) => value,
+            Err(error) if kind.is_write() => {
+                return Err(self.core.first_failed(&plan, &|| sql.clone(), error))
+            }
+            Err(error) => return Err(error),
+        };
         if kind.is_read() {
             return Ok(value);
         }
@@ -400,7 +406,9 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
         // A write on both sides: the first side's rows are read (buffered) before the second
         // side runs it, so a write the first side rejects never reaches the second.
         run_on(&core.env(), first, plan.first, &Connect).await?;
-        let (rows, images) = load_all(&core.env(), first, plan.first, query.clone()).await?;
+        let (rows, images) = load_all(&core.env(), first, plan.first, query.clone())
+            .await
+            .map_err(|error| core.first_failed(&plan, &|| sql.clone(), error))?;
         let second_rows = run_on(&core.env(), other, second, &Drain::<C>(query)).await;
         core.finish_write(
             &plan,

@@ -89,10 +89,12 @@ use crate::replay::Replay;
 ///   journal, metrics and settings;
 /// - a plain URL: that database as the source and no destination (everything goes to it).
 ///
-/// An [`RwPool<DoubleWriteConnection<C>>`](crate::RwPool) opens its replicas with their plain
-/// URLs, and its primary with the string given as the primary's URL: give it `shared=NAME`, so
-/// that every primary connection follows one switch and feeds one journal (and the string the
-/// pool shows in its logs holds no password).
+/// An [`RwPool<DoubleWriteConnection<C>>`](crate::RwPool) opens its primary with the string
+/// given as the primary's URL: give it `shared=NAME`, so that every connection follows one
+/// switch and feeds one journal (and the string the pool shows in its logs holds no password).
+/// Such a pool refuses replicas (they would be the source's, read in every pattern): for
+/// replicas on both sides, build a double write over two clusters
+/// ([`DoubleWriteBuilder::source_cluster`](super::DoubleWriteBuilder)).
 ///
 /// ```
 /// # #[cfg(feature = "sqlite")] {
@@ -322,7 +324,13 @@ where
         differ: fn(Side, Side, &T, &T) -> Option<String>,
     ) -> QueryResult<T> {
         let plan = self.core.plan(kind)?;
-        let value = self.run_on(plan.first, &mut op)?;
+        let value = match self.run_on(plan.first, &mut op) {
+            Ok(value) => value,
+            Err(error) if kind.is_write() => {
+                return Err(self.core.first_failed(&plan, &sql, error))
+            }
+            Err(error) => return Err(error),
+        };
         if kind.is_read() {
             return Ok(value);
         }
@@ -606,7 +614,8 @@ where
         let query = Replay(Arc::new(source));
         run_on(&core.env(), first, plan.first, |_| Ok(()))?;
         let (cursor, rows) =
-            load_all::<C, B, Replay<T>>(&core.env(), first, plan.first, query.clone())?;
+            load_all::<C, B, Replay<T>>(&core.env(), first, plan.first, query.clone())
+                .map_err(|error| core.first_failed(&plan, &|| sql.clone(), error))?;
         let images: Vec<RowImage> = rows.iter().map(row_image::<C::Backend, _>).collect();
         let second_rows = run_on(&core.env(), other, second, |c| {
             drain_images::<C, B, Replay<T>>(c, &query)

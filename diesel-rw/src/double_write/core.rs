@@ -193,6 +193,51 @@ impl DwCore {
         }
     }
 
+    /// A write failed on the first side. Nothing reached the second side; the first side's own
+    /// error is returned, unless its connection broke while the write was in flight: then it
+    /// may be applied there, which is journaled (outside a transaction; inside one the
+    /// transaction cannot commit on that connection anyway) and returned as
+    /// [`Error::WriteOutcomeUnknown`].
+    pub(super) fn first_failed(
+        &mut self,
+        plan: &Plan,
+        sql: &dyn Fn() -> String,
+        error: diesel::result::Error,
+    ) -> diesel::result::Error {
+        if !super::connection::connection_lost(&error)
+            || matches!(
+                &error,
+                diesel::result::Error::QueryBuilderError(e)
+                    if matches!(e.downcast_ref::<Error>(), Some(Error::SideUnavailable { .. }))
+            )
+        {
+            // Refused by the server, or never sent (no connection): not applied.
+            return error;
+        }
+        let error = Error::from_diesel(error);
+        let node = self.ctx.node(plan.first).unwrap_or_default().to_owned();
+        if let (Some(second), None) = (plan.second, &self.tx) {
+            let entry = self.entry(
+                plan,
+                EntryKind::WriteFailed,
+                second,
+                sql(),
+                format!("outcome unknown: the connection to the {} broke while it was in flight, so it may be applied there; it was not sent to the {second}: {error}", plan.first),
+            );
+            record(&self.ctx, entry);
+        }
+        Error::WriteOutcomeUnknown {
+            node,
+            sql: sql(),
+            detail: match plan.second {
+                Some(second) => format!(" (the {}); it was not sent to the {second}", plan.first),
+                None => format!(" (the {})", plan.first),
+            },
+            source: Box::new(error),
+        }
+        .into()
+    }
+
     /// The first side applied a write and the second failed: journal it (outside a transaction)
     /// or mark the second side's transaction failed (inside one); in strict mode, say so.
     fn second_failed(
@@ -202,18 +247,24 @@ impl DwCore {
         sql: String,
         error: diesel::result::Error,
     ) -> QueryResult<()> {
+        // A connection that broke while the write was in flight may have applied it.
+        let outcome_unknown = super::connection::connection_lost(&error)
+            && !matches!(
+                &error,
+                diesel::result::Error::QueryBuilderError(e)
+                    if matches!(e.downcast_ref::<Error>(), Some(Error::SideUnavailable { .. }))
+            );
         let error = Error::from_diesel(error);
         let in_transaction = self.tx.is_some();
         match &mut self.tx {
             Some(tx) => tx.break_second(plan.depth, format!("`{sql}` failed there: {error}")),
             None => {
-                let entry = self.entry(
-                    plan,
-                    EntryKind::WriteFailed,
-                    second,
-                    sql.clone(),
-                    error.to_string(),
-                );
+                let what = if outcome_unknown {
+                    format!("outcome unknown (the connection broke while it was in flight; it may be applied there): {error}")
+                } else {
+                    error.to_string()
+                };
+                let entry = self.entry(plan, EntryKind::WriteFailed, second, sql.clone(), what);
                 record(self.ctx(), entry);
             }
         }
@@ -223,6 +274,7 @@ impl DwCore {
                 failed: second,
                 sql,
                 in_transaction,
+                outcome_unknown,
                 source: Box::new(error),
             }
             .into());

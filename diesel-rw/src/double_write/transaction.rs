@@ -144,6 +144,21 @@ impl TxState {
         }
     }
 
+    /// Journals each write of the transaction as lacking on `second`, with `error`.
+    pub(crate) fn journal_all(&self, ctx: &DoubleWriteContext, second: Side, error: String) {
+        for write in &self.writes {
+            let entry = entry(
+                self.pattern,
+                true,
+                EntryKind::PartialCommit,
+                second,
+                write.sql.clone(),
+                error.clone(),
+            );
+            record(ctx, entry);
+        }
+    }
+
     /// The transaction committed on the first side and not on `second` (`reason`): journals
     /// each of its writes; in strict mode returns [`Error::PartialCommit`].
     pub(crate) fn partial_commit(
@@ -156,17 +171,11 @@ impl TxState {
             return Ok(());
         }
         let first = self.pattern.first();
-        for write in &self.writes {
-            let entry = entry(
-                self.pattern,
-                true,
-                EntryKind::PartialCommit,
-                second,
-                write.sql.clone(),
-                format!("the transaction committed on the {first}; on the {second} {reason}"),
-            );
-            record(ctx, entry);
-        }
+        self.journal_all(
+            ctx,
+            second,
+            format!("the transaction committed on the {first}; on the {second} {reason}"),
+        );
         if ctx.is_strict() {
             return Err(Error::PartialCommit {
                 committed: first,
@@ -443,6 +452,14 @@ pub(crate) async fn commit<S: TxSides>(s: &mut S) -> QueryResult<()> {
             rollback_to(s, second, 0).await;
         }
         let core = s.core();
+        if let (Some(second), true) = (second, super::connection::connection_lost(&error)) {
+            // The first side may have committed: the second side, rolled back, may lack it.
+            tx.journal_all(
+                &core.ctx,
+                second,
+                format!("outcome unknown: the reply to COMMIT on the {first} was lost (it may have committed there); the {second} was rolled back: {error}"),
+            );
+        }
         if matches!(core.status.transaction_depth(), Ok(Some(_))) {
             core.tx = Some(tx);
         }

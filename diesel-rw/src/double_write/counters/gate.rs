@@ -41,7 +41,11 @@ where
     /// # #[cfg(not(feature = "sqlite"))] fn main() {}
     /// ```
     pub fn key_counters(&mut self, side: Side) -> Result<Vec<KeyCounter>, Error> {
-        Ok(self.with_side(side, |c| C::Backend::read_key_counters(c))??)
+        // In a transaction: on a cluster side it runs on the primary, whose counters are the
+        // current ones (a replica's may be behind).
+        Ok(self.with_side(side, |c| {
+            c.transaction(|c| C::Backend::read_key_counters(c))
+        })??)
     }
 
     /// Reads the generated-key counters of both sides and lists each of the destination's that
