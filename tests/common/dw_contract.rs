@@ -646,6 +646,43 @@ macro_rules! dw_contract_suite {
             }
 
             #[test]
+            fn a_first_side_connection_lost_under_a_write_is_an_unknown_outcome() {
+                if !cl::REPLICATES {
+                    return; // SQLite: a file does not drop a connection.
+                }
+                let bed = bed!("dwc_first_side_lost");
+                let source = crate::common::Flaky::proxied(&bed.source);
+                for strict in [false, true] {
+                    let pool = DoubleWrite::<Conn>::builder()
+                        .source(&source.url)
+                        .destination(&bed.destination)
+                        .pattern(Pattern::SrcFirst)
+                        .strict(strict)
+                        .max_size(1)
+                        .build()
+                        .unwrap();
+                    let mut conn = pool.get().unwrap();
+                    let (before, after) = (format!("{}:{strict}:1", bed.tag), format!("{}:{strict}:2", bed.tag));
+                    insert(&mut conn, &before).unwrap();
+                    // The source's connection is cut: the next write is sent on a dead connection.
+                    source.down();
+                    let err = Error::from_diesel(insert(&mut conn, &after).unwrap_err());
+                    source.up();
+                    assert!(matches!(err, Error::WriteOutcomeUnknown { .. }), "strict={strict}: {err:?}");
+                    let message = err.to_string();
+                    for words in ["may be applied there", "it was not sent to the destination", "check whether it is before running it again"] {
+                        assert!(message.contains(words), "{message}");
+                    }
+                    assert!(!message.contains("diesel_rw_pw"), "{message}");
+                    assert!(nodes(&bed, Side::Destination, &after).is_empty(), "never sent to the destination");
+                    let entries = journal(&pool);
+                    assert_eq!(entries.len(), 1, "{entries:#?}");
+                    assert_eq!(entries[0].side, Side::Destination);
+                    assert!(entries[0].error.starts_with("outcome unknown"), "{}", entries[0].error);
+                }
+            }
+
+            #[test]
             fn a_second_side_that_cannot_begin_leaves_nothing_applied() {
                 let bed = bed!("dwc_begin_fails");
                 for strict in [false, true] {
