@@ -228,35 +228,7 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
         }
     }
 
-    /// What this connection shares with the others of its pool: switch, journal, metrics.
-    pub fn context(&self) -> &DoubleWriteContext {
-        &self.core.ctx
-    }
-
-    /// The switch this connection follows.
-    pub fn switch(&self) -> &PatternSwitch {
-        self.core.ctx.switch()
-    }
-
-    /// The pattern the next statement will follow: the open transaction's, or the switch's.
-    pub fn pattern(&self) -> Pattern {
-        self.core.pattern()
-    }
-
-    /// The pattern the last statement (or transaction `BEGIN`) followed, if any ran.
-    pub fn last_pattern(&self) -> Option<Pattern> {
-        self.core.last_pattern
-    }
-
-    /// The pattern of the open transaction, if one is open.
-    pub fn transaction_pattern(&self) -> Option<Pattern> {
-        self.core.tx.as_ref().map(|tx| tx.pattern)
-    }
-
-    /// Whether `side`'s connection is open (and not known to be lost).
-    pub fn is_connected(&self, side: Side) -> bool {
-        self.sides[side.index()].is_connected()
-    }
+    super::core::dw_accessors!();
 
     /// Runs `f` on `side`'s own connection (connecting it if needed), bypassing the pattern: to
     /// inspect or repair one side. Nothing is mirrored, counted or journaled. For a double write
@@ -306,22 +278,6 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
             node,
             result: result.map(|()| start.elapsed()).map_err(|e| e.to_string()),
         })
-    }
-
-    /// Gives the side connections of a double write over two clusters back to their pools
-    /// (outside a transaction), so that the next checkout of this connection starts with fresh
-    /// routing state on each side. A connection over two plain databases keeps its sides.
-    pub(super) fn release_cluster_sides(&mut self) {
-        if self.core.ctx.is_cluster() && self.core.tx.is_none() {
-            self.sides = Default::default();
-        }
-    }
-
-    pub(super) fn side_conn(&mut self, side: Side) -> &mut C {
-        self.sides[side.index()]
-            .conn
-            .as_mut()
-            .expect("diesel-rw: the side's connection is open (ensured)")
     }
 
     /// Makes sure `side` has a usable connection: opens it if it is not open, or (outside a
@@ -428,32 +384,19 @@ async fn ensure<C: AsyncDoubleWritable>(
     slot: &mut SideConn<C>,
     side: Side,
 ) -> Result<(), Error> {
-    let in_transaction = env.in_transaction;
-    if let Some(conn) = &mut slot.conn {
-        let usable = !slot.lost
-            && (in_transaction
-                || !<C::TransactionManager as TransactionManager<C>>::is_broken_transaction_manager(conn));
-        if usable {
-            return Ok(());
-        }
-        if in_transaction {
-            return Err(Error::InvalidState(format!(
-                "the connection to the {side} was lost during the open transaction; roll the transaction back and run it again"
-            )));
-        }
+    if env.keep(
+        slot,
+        side,
+        <C::TransactionManager as TransactionManager<C>>::is_broken_transaction_manager,
+    )? {
+        return Ok(());
     }
-    *slot = SideConn::default();
     let ctx = env.ctx;
     let start = Instant::now();
     let connected = match ctx.async_connector::<C>() {
         Some(connect) => connect(side).await,
         None => {
-            let url = ctx
-                .url(side)
-                .ok_or_else(|| {
-                    Error::InvalidState(format!("this connection has no {side} configured"))
-                })?
-                .clone();
+            let url = env.url(side)?.clone();
             C::establish(url.expose())
                 .await
                 .map_err(|source| Error::SideUnavailable {

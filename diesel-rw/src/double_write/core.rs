@@ -295,6 +295,93 @@ impl DwCore {
     }
 }
 
+/// The accessors every double-write connection (sync and async) has: they read its
+/// [`DwCore`] (`self.core`) and its sides (`self.sides`).
+macro_rules! dw_accessors {
+    () => {
+        /// What this connection shares with the others of its pool: switch, journal, metrics.
+        pub fn context(&self) -> &DoubleWriteContext {
+            &self.core.ctx
+        }
+
+        /// The switch this connection follows.
+        pub fn switch(&self) -> &PatternSwitch {
+            self.core.ctx.switch()
+        }
+
+        /// The pattern the next statement will follow: the open transaction's, or the
+        /// switch's.
+        pub fn pattern(&self) -> Pattern {
+            self.core.pattern()
+        }
+
+        /// The pattern the last statement (or transaction `BEGIN`) followed, if any ran.
+        pub fn last_pattern(&self) -> Option<Pattern> {
+            self.core.last_pattern
+        }
+
+        /// The pattern of the open transaction, if one is open.
+        pub fn transaction_pattern(&self) -> Option<Pattern> {
+            self.core.tx.as_ref().map(|tx| tx.pattern)
+        }
+
+        /// Whether `side`'s connection is open (and not known to be lost).
+        pub fn is_connected(&self, side: Side) -> bool {
+            self.sides[side.index()].is_connected()
+        }
+
+        /// Gives the side connections of a double write over two clusters back to their pools
+        /// (outside a transaction), so that the next checkout of this connection starts with
+        /// fresh routing state on each side (no stickiness carried from one checkout to the
+        /// next). A connection over two plain databases keeps its side connections.
+        pub(super) fn release_cluster_sides(&mut self) {
+            if self.core.ctx.is_cluster() && self.core.tx.is_none() {
+                self.sides = Default::default();
+            }
+        }
+
+        pub(super) fn side_conn(&mut self, side: Side) -> &mut C {
+            self.sides[side.index()]
+                .conn
+                .as_mut()
+                .expect("diesel-rw: the side's connection is open (ensured)")
+        }
+    };
+}
+pub(super) use dw_accessors;
+
+impl SideEnv<'_> {
+    /// Whether `slot`'s open connection can run the next statement (`broken`: its transaction
+    /// manager says it is broken); if not, the slot is emptied for a new connection, which a
+    /// transaction cannot take: then the error.
+    pub(super) fn keep<C>(
+        &self,
+        slot: &mut super::connection::SideConn<C>,
+        side: Side,
+        broken: impl FnOnce(&mut C) -> bool,
+    ) -> Result<bool, Error> {
+        if let Some(conn) = &mut slot.conn {
+            if !slot.lost && (self.in_transaction || !broken(conn)) {
+                return Ok(true);
+            }
+            if self.in_transaction {
+                return Err(Error::InvalidState(format!(
+                    "the connection to the {side} was lost during the open transaction; roll the transaction back and run it again"
+                )));
+            }
+        }
+        *slot = super::connection::SideConn::default();
+        Ok(false)
+    }
+
+    /// The URL of `side`, to connect to it.
+    pub(super) fn url(&self, side: Side) -> Result<&crate::url::NodeUrl, Error> {
+        self.ctx
+            .url(side)
+            .ok_or_else(|| Error::InvalidState(format!("this connection has no {side} configured")))
+    }
+}
+
 /// A journal entry for a statement run under `pattern`.
 pub(super) fn entry(
     pattern: Pattern,
