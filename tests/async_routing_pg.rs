@@ -8,3 +8,4 @@ mod common;
 mod async_suite;
 
 async_routing_suite!(pg);
+async_busy_suite!(pg);

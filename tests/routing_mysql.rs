@@ -5,3 +5,4 @@
 mod common;
 
 routing_suite!(mysql);
+busy_suite!(mysql);

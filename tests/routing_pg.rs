@@ -5,3 +5,4 @@
 mod common;
 
 routing_suite!(pg);
+busy_suite!(pg);

@@ -5,6 +5,7 @@
 mod common;
 
 routing_suite!(sqlite);
+busy_suite!(sqlite);
 
 /// Every node connection of an SQLite pool waits for another connection's lock (busy timeout)
 /// instead of failing at once with "database is locked"; replica connections are read-only.

@@ -73,6 +73,21 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// Every connection of a node's pool was in use for the whole checkout timeout: the node is
+    /// up but busy (no connection attempt failed). Nothing was sent, and the node is not
+    /// counted as down (a busy replica is not ejected). Run it again, or size the pool for the
+    /// load (`max_size`, `replica_max_size`) or wait longer (`connection_timeout`,
+    /// `replica_timeout`).
+    #[error("every connection of the pool of {role} `{node}` stayed in use for {waited:?}: the node is up but busy; nothing was sent: run it again, or give the pool more connections (max_size) or a longer checkout timeout")]
+    PoolExhausted {
+        /// The node's role.
+        role: Role,
+        /// The node's name (redacted URL).
+        node: String,
+        /// How long the checkout waited.
+        waited: Duration,
+    },
+
     /// A connection could not be checked out of a node's pool.
     #[error("could not get a connection to {role} `{node}` within {timeout:?}: {source}")]
     Checkout {

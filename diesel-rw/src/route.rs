@@ -392,6 +392,12 @@ impl RoutingCore {
         self.counters.causal_primary_read();
     }
 
+    /// Every connection of replica `i`'s pool stayed in use: it is busy, not down, so it is not
+    /// ejected (the read goes to another replica, or per the fallback).
+    pub(crate) fn replica_busy(&self, i: usize) {
+        tracing::debug!(target: "diesel_rw", replica = %self.replica_names[i], "replica pool exhausted; trying another node");
+    }
+
     /// A replica could not be reached: eject it and count it.
     pub(crate) fn replica_failed(&self, i: usize, error: &Error) {
         self.counters.failure(Node::Replica(i));

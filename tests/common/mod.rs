@@ -6,6 +6,8 @@ pub mod proxy;
 #[macro_use]
 pub mod suite;
 #[macro_use]
+pub mod busy;
+#[macro_use]
 pub mod causal;
 #[cfg(feature = "async")]
 #[macro_use]

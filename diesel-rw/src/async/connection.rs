@@ -383,6 +383,8 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
                                 reason,
                             });
                         }
+                        // Busy is not down: try another replica, eject nothing.
+                        Err(Error::PoolExhausted { .. }) => self.cluster.core.replica_busy(i),
                         Err(e) => self.cluster.core.replica_failed(i, &e),
                     }
                 }
@@ -436,6 +438,7 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
                         });
                     }
                 }
+                Err(Error::PoolExhausted { .. }) => core.replica_busy(i),
                 Err(e) => core.replica_failed(i, &e),
             }
         }
@@ -588,8 +591,11 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
                 if self.primary.is_none() {
                     self.primary_generation = generation;
                     let cluster = self.cluster.clone();
-                    let mut conn = cluster.primary.checkout().await.inspect_err(|_| {
-                        cluster.core.counters.failure(Node::Primary);
+                    let mut conn = cluster.primary.checkout().await.inspect_err(|e| {
+                        // Busy is not down.
+                        if !matches!(e, Error::PoolExhausted { .. }) {
+                            cluster.core.counters.failure(Node::Primary);
+                        }
                     })?;
                     if let Some(size) = self.cache_size {
                         conn.set_prepared_statement_cache_size(size);

@@ -91,6 +91,11 @@ pub struct CheckoutFailed {
     message: String,
     /// Making a new connection took longer than the timeout (it was abandoned).
     slow_connect: bool,
+    /// Every connection of the pool stayed in use for the whole wait (and none could be
+    /// made: the pool is at its size): busy, not down.
+    busy: bool,
+    /// How long the checkout waited.
+    waited: Duration,
 }
 
 /// The row of [`Poolable::query_text`].
@@ -174,6 +179,7 @@ where
             recycle: Some(timeout),
         };
         async move {
+            let start = std::time::Instant::now();
             pool.timeout_get(&timeouts)
                 .await
                 .map_err(|e| CheckoutFailed {
@@ -183,6 +189,11 @@ where
                             deadpool::managed::TimeoutType::Create
                         )
                     ),
+                    busy: matches!(
+                        e,
+                        deadpool::managed::PoolError::Timeout(deadpool::managed::TimeoutType::Wait)
+                    ),
+                    waited: start.elapsed(),
                     message: e.to_string(),
                 })
         }
@@ -459,6 +470,11 @@ impl<C: AsyncPoolable> NodeSource<C> {
         match &self.pool {
             Some(pool) => match C::checkout(pool, self.timeout).await {
                 Ok(conn) => Ok(Held::Pooled(conn)),
+                Err(e) if e.busy => Err(Error::PoolExhausted {
+                    role: self.role,
+                    node: self.url.redacted().to_owned(),
+                    waited: e.waited,
+                }),
                 Err(e) => {
                     if e.slow_connect {
                         self.warm(pool);

@@ -250,6 +250,8 @@ where
                                 reason,
                             });
                         }
+                        // Busy is not down: try another replica, eject nothing.
+                        Err(Error::PoolExhausted { .. }) => self.cluster.core.replica_busy(i),
                         Err(e) => self.cluster.core.replica_failed(i, &e),
                     }
                 }
@@ -276,8 +278,11 @@ where
                 }
                 if self.primary.is_none() {
                     self.primary_generation = generation;
-                    let mut conn = self.cluster.primary.checkout().inspect_err(|_| {
-                        self.cluster.core.counters.failure(Node::Primary);
+                    let mut conn = self.cluster.primary.checkout().inspect_err(|e| {
+                        // Busy is not down.
+                        if !matches!(e, Error::PoolExhausted { .. }) {
+                            self.cluster.core.counters.failure(Node::Primary);
+                        }
                     })?;
                     if let Some(size) = self.cache_size {
                         conn.set_prepared_statement_cache_size(size);
@@ -405,6 +410,7 @@ where
                     });
                 }
                 Ok(()) => {}
+                Err(Error::PoolExhausted { .. }) => core.replica_busy(i),
                 Err(e) => core.replica_failed(i, &e),
             }
         }

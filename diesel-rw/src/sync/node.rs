@@ -2,8 +2,9 @@
 //! [`RwConnection::establish`](crate::RwConnection)).
 
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::r2d2::{ConnectionManager, PooledConnection, R2D2Connection};
 use scheduled_thread_pool::ScheduledThreadPool;
@@ -72,6 +73,43 @@ pub(crate) struct Tracked<C> {
 pub(crate) struct NodeManager<C: R2D2Connection + 'static> {
     inner: ConnectionManager<C>,
     replica: Option<NodeRef>,
+    /// When a connection attempt last failed, shared with the node's checkouts.
+    last_failure: Arc<LastFailure>,
+}
+
+/// How a node's connection attempts went lately: a checkout fails at once while the last
+/// attempt failed (the node refuses or resets connections: down), and waits out its timeout
+/// only while attempts succeed or none is made (every connection in use: busy).
+pub(crate) struct LastFailure {
+    epoch: Instant,
+    /// Nanoseconds since `epoch` of the last failed attempt; 0: none.
+    failed: AtomicU64,
+    /// Nanoseconds since `epoch` of the last successful attempt; 0: none.
+    succeeded: AtomicU64,
+}
+
+impl LastFailure {
+    fn new() -> Self {
+        LastFailure {
+            epoch: Instant::now(),
+            failed: AtomicU64::new(0),
+            succeeded: AtomicU64::new(0),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos().max(1)).unwrap_or(u64::MAX)
+    }
+
+    fn record(&self, ok: bool) {
+        let at = if ok { &self.succeeded } else { &self.failed };
+        at.store(self.now(), Ordering::Release);
+    }
+
+    /// Whether the last connection attempt failed.
+    fn refusing(&self) -> bool {
+        self.failed.load(Ordering::Acquire) > self.succeeded.load(Ordering::Acquire)
+    }
 }
 
 fn is_stale<C>(replica: &Option<NodeRef>, conn: &Tracked<C>) -> bool {
@@ -86,10 +124,10 @@ impl<C: R2D2Connection + Send + 'static> r2d2::ManageConnection for NodeManager<
 
     fn connect(&self) -> Result<Tracked<C>, Self::Error> {
         let generation = self.replica.as_ref().map_or(0, NodeRef::generation);
-        Ok(Tracked {
-            conn: self.inner.connect()?,
-            generation,
-        })
+        let conn = self.inner.connect();
+        self.last_failure.record(conn.is_ok());
+        let conn = conn?;
+        Ok(Tracked { conn, generation })
     }
 
     fn is_valid(&self, conn: &mut Tracked<C>) -> Result<(), Self::Error> {
@@ -108,7 +146,12 @@ pub(crate) struct NodeSource<C: R2D2Connection + 'static> {
     timeout: Duration,
     replica: Option<NodeRef>,
     kind: SourceKind<C>,
+    last_failure: Arc<LastFailure>,
 }
+
+/// How long a checkout waits at a time before it looks whether the node refused a connection
+/// meanwhile (a refused node fails a checkout within about this long).
+const CHECKOUT_SLICE: Duration = Duration::from_millis(20);
 
 enum SourceKind<C: R2D2Connection + 'static> {
     Pool(r2d2::Pool<NodeManager<C>>),
@@ -151,6 +194,7 @@ impl<C: R2D2Connection + 'static> NodeSource<C> {
         if !session.is_empty() {
             builder = builder.connection_customizer(Box::new(SessionSetup(session)));
         }
+        let last_failure = Arc::new(LastFailure::new());
         NodeSource {
             url: url.clone(),
             role,
@@ -159,7 +203,9 @@ impl<C: R2D2Connection + 'static> NodeSource<C> {
             kind: SourceKind::Pool(builder.build_unchecked(NodeManager {
                 inner: ConnectionManager::new(url.expose()),
                 replica,
+                last_failure: last_failure.clone(),
             })),
+            last_failure,
         }
     }
 
@@ -171,6 +217,7 @@ impl<C: R2D2Connection + 'static> NodeSource<C> {
             timeout,
             replica: None,
             kind: SourceKind::Direct,
+            last_failure: Arc::new(LastFailure::new()),
         }
     }
 
@@ -205,6 +252,32 @@ impl<C: R2D2Connection + 'static> NodeSource<C> {
         }
     }
 
+    /// A connection of `pool` within the node's timeout, waiting a slice at a time: a
+    /// connection attempt that fails meanwhile (the node refuses or resets connections) ends
+    /// the wait at once with the node's failure; a wait without one (every connection in use)
+    /// ends in [`Error::PoolExhausted`], which is no node failure.
+    fn get(
+        &self,
+        pool: &r2d2::Pool<NodeManager<C>>,
+    ) -> Result<PooledConnection<NodeManager<C>>, Error> {
+        let start = Instant::now();
+        loop {
+            let left = self.timeout.saturating_sub(start.elapsed());
+            match pool.get_timeout(left.min(CHECKOUT_SLICE).max(Duration::from_millis(1))) {
+                Ok(conn) => return Ok(conn),
+                Err(e) if self.last_failure.refusing() => return Err(self.checkout_error(e)),
+                Err(_) if start.elapsed() < self.timeout => {}
+                Err(_) => {
+                    return Err(Error::PoolExhausted {
+                        role: self.role,
+                        node: self.url.redacted().to_owned(),
+                        waited: start.elapsed(),
+                    })
+                }
+            }
+        }
+    }
+
     /// Gets a connection: from the pool within the node's timeout, or a new one.
     pub(crate) fn checkout(&self) -> Result<Held<C>, Error>
     where
@@ -214,17 +287,13 @@ impl<C: R2D2Connection + 'static> NodeSource<C> {
             SourceKind::Pool(pool) => {
                 // Idle connections made before the node's last connection error are skipped
                 // (and discarded when dropped); at most a pool's worth of them.
-                let mut conn = pool
-                    .get_timeout(self.timeout)
-                    .map_err(|e| self.checkout_error(e))?;
+                let mut conn = self.get(pool)?;
                 for _ in 0..pool.max_size() {
                     if !is_stale(&self.replica, &conn) {
                         break;
                     }
                     drop(conn);
-                    conn = pool
-                        .get_timeout(self.timeout)
-                        .map_err(|e| self.checkout_error(e))?;
+                    conn = self.get(pool)?;
                 }
                 Ok(Held::Pooled(conn))
             }
