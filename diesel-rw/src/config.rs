@@ -35,6 +35,8 @@ pub(crate) struct Config {
     pub(crate) health_interval: Option<Option<Duration>>,
     pub(crate) max_replica_lag: Option<MaxLag>,
     pub(crate) eject_after: u32,
+    pub(crate) read_timeout: Option<Duration>,
+    pub(crate) write_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -57,6 +59,8 @@ impl Default for Config {
             health_interval: None,
             max_replica_lag: None,
             eject_after: 2,
+            read_timeout: Some(Duration::from_secs(30)),
+            write_timeout: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -106,7 +110,11 @@ impl Config {
         if self.eject_after == 0 {
             return Err(Error::Config("eject_after must be at least 1".into()));
         }
-        if self.connection_timeout.is_zero() || self.replica_timeout.is_zero() {
+        if self.connection_timeout.is_zero()
+            || self.replica_timeout.is_zero()
+            || self.read_timeout.is_some_and(|t| t.is_zero())
+            || self.write_timeout.is_some_and(|t| t.is_zero())
+        {
             return Err(Error::Config("timeouts must be longer than zero".into()));
         }
         if self.policy == Policy::Weighted
@@ -285,6 +293,26 @@ impl<P> RwPoolBuilder<P> {
     /// goes elsewhere. Default 500 ms.
     pub fn replica_timeout(mut self, timeout: Duration) -> Self {
         self.config.replica_timeout = timeout;
+        self
+    }
+
+    /// The deadline of a read statement on any node (default 30 s; `None`: none). A read that
+    /// has no answer by then returns [`Error::Timeout`](crate::Error::Timeout), its connection
+    /// is discarded and its node's connections retired (a replica is ejected), and outside a
+    /// transaction it runs once more on another node. Bounds the async stack's statements
+    /// (diesel-async, whose futures can be dropped); the sync stack's drivers block in the
+    /// socket and are not bounded by it.
+    pub fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.read_timeout = timeout;
+        self
+    }
+
+    /// The deadline of a write statement (default 60 s; `None`: none): past it,
+    /// [`Error::Timeout`](crate::Error::Timeout) with `maybe_applied` (the primary may still
+    /// apply it: check before running it again), and the connection is discarded. Async stack
+    /// only, as [`read_timeout`](Self::read_timeout).
+    pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.write_timeout = timeout;
         self
     }
 

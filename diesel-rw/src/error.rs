@@ -88,6 +88,21 @@ pub enum Error {
         waited: Duration,
     },
 
+    /// A statement had no answer from its node within its deadline (`read_timeout` or
+    /// `write_timeout`): the node may be hung. Its connection is discarded and the node's
+    /// connections retired (a replica is ejected); a read outside a transaction already ran
+    /// once more on another node before this is returned. With `maybe_applied` (a write), the
+    /// node may still apply it: check before running it again.
+    #[error("`{node}` gave no answer within {after:?}{}", if *maybe_applied { ": the write may still be applied there; check before running it again" } else { ": nothing was changed (a read); run it again, it goes to a node that answers" })]
+    Timeout {
+        /// The node (redacted URL).
+        node: String,
+        /// The deadline that passed.
+        after: Duration,
+        /// Whether it was a write, which the node may still apply.
+        maybe_applied: bool,
+    },
+
     /// A connection could not be checked out of a node's pool.
     #[error("could not get a connection to {role} `{node}` within {timeout:?}: {source}")]
     Checkout {

@@ -276,6 +276,9 @@ pub(crate) struct RoutingCore {
     pub(crate) eject_after: u32,
     /// Whether a lag monitor keeps the replicas' positions fresh.
     pub(crate) monitored: bool,
+    /// The deadlines of a read and of a write statement.
+    pub(crate) read_timeout: Option<Duration>,
+    pub(crate) write_timeout: Option<Duration>,
     pub(crate) metrics: Metrics,
 }
 
@@ -296,6 +299,8 @@ impl RoutingCore {
             max_replica_lag: config.max_replica_lag,
             eject_after: config.eject_after,
             monitored: config.monitor_interval().is_some() && !config.replicas.is_empty(),
+            read_timeout: config.read_timeout,
+            write_timeout: config.write_timeout,
             metrics: Metrics::new(
                 primary,
                 &config
@@ -313,6 +318,30 @@ impl RoutingCore {
     }
 
     /// The redacted name of a node.
+    /// The deadline of a statement of `kind`.
+    pub(crate) fn deadline(&self, kind: StatementKind) -> Option<Duration> {
+        if kind.is_read() {
+            self.read_timeout
+        } else {
+            self.write_timeout
+        }
+    }
+
+    /// The error of a statement of `kind` on `node` that had no answer within `after`.
+    pub(crate) fn timed_out(
+        &self,
+        node: Node,
+        kind: StatementKind,
+        after: Duration,
+    ) -> diesel::result::Error {
+        Error::Timeout {
+            node: self.node_name(node).to_owned(),
+            after,
+            maybe_applied: kind.is_write(),
+        }
+        .into()
+    }
+
     pub(crate) fn node_name(&self, node: Node) -> &str {
         match node {
             Node::Primary => self.primary_name.redacted(),
@@ -425,7 +454,12 @@ impl RoutingCore {
         in_transaction: bool,
         error: diesel::result::Error,
     ) -> Failure {
-        if !crate::error::is_connection_error(&error) {
+        let timed_out = matches!(
+            &error,
+            diesel::result::Error::QueryBuilderError(e)
+                if matches!(e.downcast_ref::<Error>(), Some(Error::Timeout { .. }))
+        );
+        if !timed_out && !crate::error::is_connection_error(&error) {
             return Failure {
                 error,
                 broken: false,
@@ -441,7 +475,7 @@ impl RoutingCore {
             }
             Node::Primary => {
                 self.counters.failure(Node::Primary);
-                if in_transaction {
+                if in_transaction || timed_out {
                     error
                 } else {
                     Error::PrimaryUnavailable {

@@ -128,6 +128,7 @@ macro_rules! async_busy_suite {
             use diesel_async::RunQueryDsl;
             use diesel_rw::{AsyncRwConnection, AsyncRwPool, Error, Node, Reason};
 
+            use crate::common;
             use crate::common::$backend as backend;
 
             type Conn = backend::AsyncConn;
@@ -198,6 +199,125 @@ macro_rules! async_busy_suite {
                 assert!(matches!(err, Error::PoolExhausted { .. }), "{err:?}");
                 drop(holder);
                 assert_eq!(served_by(&mut conn).await, bed.primary_id);
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn async_a_hung_replica_costs_a_read_its_deadline_then_is_ejected() {
+                if backend::NAME == "SQLite" {
+                    return; // A file cannot hang.
+                }
+                let bed = bed!("async_hung_replica");
+                let replica = backend::flaky_replica(&bed);
+                let deadline = Duration::from_secs(1);
+                let pool = AsyncRwPool::<Conn>::builder()
+                    .primary(&bed.primary)
+                    .replica(&replica.url)
+                    .read_timeout(Some(deadline))
+                    .replica_timeout(Duration::from_secs(10))
+                    .eject_cooldown(Duration::from_millis(500))
+                    .build()
+                    .unwrap();
+                let mut conn = pool.get().await.unwrap();
+                assert_eq!(served_by(&mut conn).await, bed.replica_id);
+                replica.hang();
+                let start = Instant::now();
+                // The read on the hung replica runs out its deadline, then runs on the primary.
+                assert_eq!(served_by(&mut conn).await, bed.primary_id);
+                let took = start.elapsed();
+                assert!(took >= deadline, "took {took:?}");
+                assert!(
+                    took < deadline + Duration::from_secs(10),
+                    "a hung replica held a read for {took:?}"
+                );
+                let stats = pool.stats();
+                assert!(
+                    stats.replicas[0].ejected,
+                    "the hung replica is ejected: {stats:?}"
+                );
+                assert_eq!(stats.read_retries, 1);
+                // While it is ejected, reads avoid it at once.
+                let start = Instant::now();
+                let mut fresh = pool.get().await.unwrap();
+                assert_eq!(served_by(&mut fresh).await, bed.primary_id);
+                assert!(
+                    start.elapsed() < deadline,
+                    "an ejected replica is not tried"
+                );
+                replica.resume();
+                // Answering again: re-admitted after its cooldown (waited for).
+                let until = Instant::now() + Duration::from_secs(30);
+                loop {
+                    let mut conn = pool.get().await.unwrap();
+                    if served_by(&mut conn).await == bed.replica_id {
+                        break;
+                    }
+                    assert!(
+                        Instant::now() < until,
+                        "the replica was not re-admitted in 30 s"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn async_a_write_to_a_hung_primary_is_a_timeout_that_may_have_applied() {
+                if backend::NAME == "SQLite" {
+                    return; // A file cannot hang.
+                }
+                let bed = bed!("async_hung_primary");
+                let primary = backend::flaky_replica(&common::Bed {
+                    primary: bed.primary.clone(),
+                    replica: bed.primary.clone(),
+                    primary_id: bed.primary_id.clone(),
+                    replica_id: bed.primary_id.clone(),
+                    tag: "hung-primary".into(),
+                    dir: None,
+                });
+                let deadline = Duration::from_secs(1);
+                let pool = AsyncRwPool::<Conn>::builder()
+                    .primary(&primary.url)
+                    .write_timeout(Some(deadline))
+                    .build()
+                    .unwrap();
+                let mut conn = pool.get().await.unwrap();
+                let tag = format!("{}-{}", bed.tag, std::process::id());
+                let insert = |tag: String| {
+                    diesel::sql_query(format!(
+                        "INSERT INTO items (tag, node) VALUES ('{tag}', 'x')"
+                    ))
+                };
+                insert(format!("{tag}:before"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                primary.hang();
+                let start = Instant::now();
+                let err = insert(format!("{tag}:hung"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap_err();
+                let took = start.elapsed();
+                primary.resume();
+                let err = Error::from_diesel(err);
+                assert!(
+                    matches!(
+                        err,
+                        Error::Timeout {
+                            maybe_applied: true,
+                            ..
+                        }
+                    ),
+                    "{err:?}"
+                );
+                assert!(
+                    err.to_string().contains("check before running it again"),
+                    "{err}"
+                );
+                assert!(
+                    took >= deadline && took < deadline + Duration::from_secs(10),
+                    "took {took:?}"
+                );
+                assert!(!err.to_string().contains("diesel_rw_pw"), "{err}");
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -167,6 +167,22 @@ impl Flaky {
         }
     }
 
+    /// The node stops answering (accepts, never replies), as under SIGSTOP; a proxied node
+    /// only (a SQLite file cannot hang).
+    pub fn hang(&self) {
+        match &self.kind {
+            FlakyKind::Proxy(p) => p.hang(),
+            FlakyKind::Dir { .. } => panic!("a SQLite file cannot hang"),
+        }
+    }
+
+    /// The node answers again.
+    pub fn resume(&self) {
+        if let FlakyKind::Proxy(p) = &self.kind {
+            p.resume();
+        }
+    }
+
     pub fn up(&self) {
         match &self.kind {
             FlakyKind::Proxy(p) => p.up(),

@@ -13,6 +13,9 @@ pub struct Proxy {
     port: u16,
     target: SocketAddr,
     running: Mutex<Option<Running>>,
+    /// While set, nothing is forwarded either way: the node "hangs" (accepts, never answers),
+    /// as a server stopped with SIGSTOP does.
+    hung: Arc<AtomicBool>,
 }
 
 struct Running {
@@ -30,6 +33,7 @@ impl Proxy {
             port,
             target,
             running: Mutex::new(None),
+            hung: Arc::new(AtomicBool::new(false)),
         };
         proxy.run(listener);
         proxy
@@ -44,6 +48,7 @@ impl Proxy {
         let stop = Arc::new(AtomicBool::new(false));
         let streams = Arc::new(Mutex::new(Vec::new()));
         let target = self.target;
+        let hung = self.hung.clone();
         let acceptor = {
             let stop = stop.clone();
             let streams = streams.clone();
@@ -58,8 +63,12 @@ impl Proxy {
                             let mut s = streams.lock().unwrap();
                             s.push(client.try_clone().unwrap());
                             s.push(server.try_clone().unwrap());
-                            pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
-                            pipe(server, client);
+                            pipe(
+                                client.try_clone().unwrap(),
+                                server.try_clone().unwrap(),
+                                hung.clone(),
+                            );
+                            pipe(server, client, hung.clone());
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                             std::thread::sleep(Duration::from_millis(2));
@@ -108,9 +117,34 @@ impl Drop for Proxy {
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
+impl Proxy {
+    /// The node stops answering: what it is sent is held, not forwarded (until [`Self::resume`]).
+    pub fn hang(&self) {
+        self.hung.store(true, Ordering::SeqCst);
+    }
+
+    /// The node answers again: what was held is forwarded.
+    pub fn resume(&self) {
+        self.hung.store(false, Ordering::SeqCst);
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream, hung: Arc<AtomicBool>) {
+    use std::io::{Read, Write};
     std::thread::spawn(move || {
-        let _ = io::copy(&mut from, &mut to);
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            while hung.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
         let _ = to.shutdown(Shutdown::Write);
     });
 }

@@ -515,8 +515,14 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
         query: <C::Backend as Collect>::Owned,
     ) -> QueryResult<usize> {
         let node = self.route(kind, String::new).await?;
-        let result =
-            AsyncConnectionCore::execute_returning_count(self.node_conn(node), query.clone()).await;
+        let core = self.cluster.clone();
+        let result = within(
+            &core.core,
+            node,
+            kind,
+            AsyncConnectionCore::execute_returning_count(self.node_conn(node), query.clone()),
+        )
+        .await;
         let failure = match result {
             Ok(count) => return Ok(count),
             Err(e) => self.statement_failed(node, kind, e),
@@ -526,8 +532,13 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
         }
         self.core().read_retried();
         let node = self.route(kind, String::new).await?;
-        let result =
-            AsyncConnectionCore::execute_returning_count(self.node_conn(node), query).await;
+        let result = within(
+            &core.core,
+            node,
+            kind,
+            AsyncConnectionCore::execute_returning_count(self.node_conn(node), query),
+        )
+        .await;
         result.map_err(|e| self.statement_failed(node, kind, e).error)
     }
 
@@ -714,6 +725,23 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
     }
 }
 
+/// Runs a statement of `kind` on `node` until its deadline (see [`RoutingCore::deadline`]):
+/// past it, the future (and with it the statement) is dropped and the result is
+/// [`Error::Timeout`].
+async fn within<T>(
+    core: &RoutingCore,
+    node: Node,
+    kind: StatementKind,
+    statement: impl std::future::Future<Output = QueryResult<T>>,
+) -> QueryResult<T> {
+    match core.deadline(kind) {
+        None => statement.await,
+        Some(after) => tokio::time::timeout(after, statement)
+            .await
+            .unwrap_or_else(|_| Err(core.timed_out(node, kind, after))),
+    }
+}
+
 /// Renders a statement's SQL for an error message.
 fn render<DB: RwBackend, T: QueryFragment<DB> + ?Sized>(source: &T) -> String {
     let mut qb = DB::QueryBuilder::default();
@@ -729,8 +757,15 @@ impl<C: AsyncPoolable> SimpleAsyncConnection for AsyncRwConnection<C> {
     /// is ejected.
     async fn batch_execute(&mut self, query: &str) -> QueryResult<()> {
         let kind = classify_sql(query);
+        let cluster = self.cluster.clone();
         let node = self.route(kind, || query.to_owned()).await?;
-        let failure = match self.node_conn(node).batch_execute(query).await {
+        let first = within(
+            &cluster.core,
+            node,
+            kind,
+            self.node_conn(node).batch_execute(query),
+        );
+        let failure = match first.await {
             Ok(()) => return Ok(()),
             Err(e) => self.statement_failed(node, kind, e),
         };
@@ -739,7 +774,13 @@ impl<C: AsyncPoolable> SimpleAsyncConnection for AsyncRwConnection<C> {
         }
         self.core().read_retried();
         let node = self.route(kind, || query.to_owned()).await?;
-        let result = self.node_conn(node).batch_execute(query).await;
+        let result = within(
+            &cluster.core,
+            node,
+            kind,
+            self.node_conn(node).batch_execute(query),
+        )
+        .await;
         result.map_err(|e| self.statement_failed(node, kind, e).error)
     }
 }

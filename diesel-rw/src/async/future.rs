@@ -44,12 +44,13 @@ enum State<'conn, C: AsyncPoolable, F: Future> {
         start: Option<Start<'conn, C, F>>,
         again: Option<Again<'conn, C, F>>,
     },
-    /// Running on the node's connection.
+    /// Running on the node's connection, until its deadline.
     Running {
         origin: Origin<C>,
         node: Node,
         future: Pin<Box<F>>,
         again: Option<Again<'conn, C, F>>,
+        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     },
     /// Routing failed before anything was sent.
     Failed(Option<diesel::result::Error>),
@@ -78,6 +79,14 @@ pub(crate) struct Origin<C: AsyncPoolable> {
 }
 
 impl<C: AsyncPoolable> Origin<C> {
+    /// The deadline of the statement, from now.
+    fn deadline(&self) -> Option<Pin<Box<tokio::time::Sleep>>> {
+        self.cluster
+            .core
+            .deadline(self.kind)
+            .map(|d| Box::pin(tokio::time::sleep(d)))
+    }
+
     fn failed(&self, node: Node, error: diesel::result::Error) -> diesel::result::Error {
         let core = &self.cluster.core;
         core.statement_failed(node, self.kind, self.in_transaction, error)
@@ -99,12 +108,14 @@ impl<C: AsyncPoolable, F: Future> fmt::Debug for Routed<'_, C, F> {
 impl<'conn, C: AsyncPoolable, F: Future> Routed<'conn, C, F> {
     /// The statement runs on `node`'s held connection already.
     pub(crate) fn running(origin: Origin<C>, node: Node, future: F) -> Self {
+        let deadline = origin.deadline();
         Routed {
             state: State::Running {
                 origin,
                 node,
                 future: Box::pin(future),
                 again: None,
+                deadline,
             },
         }
     }
@@ -185,23 +196,44 @@ where
                         cluster: origin.cluster.clone(),
                         ..*origin
                     };
+                    let deadline = origin.deadline();
                     this.state = State::Running {
                         origin,
                         node,
                         future: Box::pin(start(conn)),
                         again,
+                        deadline,
                     };
                 }
-                State::Running { future, .. } => {
-                    let error = match std::task::ready!(future.as_mut().poll(cx)) {
-                        Ok(output) => return Poll::Ready(Ok(output)),
-                        Err(error) => error,
+                State::Running {
+                    future,
+                    deadline,
+                    origin,
+                    node,
+                    ..
+                } => {
+                    let error = match future.as_mut().poll(cx) {
+                        Poll::Ready(Ok(output)) => return Poll::Ready(Ok(output)),
+                        Poll::Ready(Err(error)) => error,
+                        Poll::Pending => {
+                            let expired = deadline
+                                .as_mut()
+                                .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
+                            if !expired {
+                                return Poll::Pending;
+                            }
+                            // No answer in time: the node may be hung.
+                            let core = &origin.cluster.core;
+                            let after = core.deadline(origin.kind).unwrap_or_default();
+                            core.timed_out(*node, origin.kind, after)
+                        }
                     };
                     let State::Running {
                         origin,
                         node,
                         future,
                         again,
+                        ..
                     } = std::mem::replace(&mut this.state, State::Failed(None))
                     else {
                         unreachable!("in the Running state")
