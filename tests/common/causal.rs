@@ -256,7 +256,7 @@ macro_rules! causal_suite {
                 .primary(&bed.primary)
                 .replica(&bed.replica)
                 .consistency(Consistency::Off)
-                .replica_timeout(Duration::from_millis(300))
+                .replica_timeout(Duration::from_secs(10))
                 .eject_cooldown(Duration::from_millis(500))
                 .health_interval(Some(Duration::from_millis(100)))
                 .build()
@@ -363,7 +363,7 @@ macro_rules! causal_suite {
                 .primary(&bed.primary)
                 .replica(&replica.url)
                 .consistency(Consistency::Off)
-                .replica_timeout(Duration::from_millis(300))
+                .replica_timeout(Duration::from_secs(10))
                 .build()
                 .unwrap();
             let identity = || {
@@ -395,7 +395,7 @@ macro_rules! causal_suite {
             let pool = RwPool::<Conn>::builder()
                 .primary(&primary.url)
                 .replica(&bed.replica)
-                .connection_timeout(Duration::from_millis(500))
+                .connection_timeout(Duration::from_secs(5))
                 .build()
                 .unwrap();
             write(&mut pool.get().unwrap(), &bed.tag, 1);
@@ -411,15 +411,18 @@ macro_rules! causal_suite {
                     .execute(&mut pool.get().unwrap())
                     .unwrap_err();
                 let took = start.elapsed();
-                assert!(took < Duration::from_millis(2000), "failed within the timeout: {took:?}");
+                // Refused at once: well within the 5 s checkout timeout, also on a busy machine.
+                assert!(took < Duration::from_millis(2500), "failed fast: {took:?}");
                 let err = Error::from_diesel(err);
                 eprintln!("write {attempt} after {took:?}: {err}");
                 match err {
                     Error::PrimaryUnavailable { timeout: Some(t), maybe_applied: false, .. } => {
-                        assert_eq!(t, Duration::from_millis(500));
+                        assert_eq!(t, Duration::from_secs(5));
                     }
                     Error::PrimaryUnavailable { timeout: None, maybe_applied: true, .. }
                         if attempt == 0 => {}
+                    // The node refused the last attempt: tried once at once, refused again.
+                    Error::PrimaryUnavailable { timeout: None, maybe_applied: false, .. } => {}
                     other => panic!("write {attempt}: expected PrimaryUnavailable, got {other:?}"),
                 }
             }

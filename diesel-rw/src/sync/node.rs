@@ -252,6 +252,19 @@ impl<C: R2D2Connection + 'static> NodeSource<C> {
         }
     }
 
+    /// A new connection to the node, set up for its role, outside any pool.
+    fn connect_once(&self) -> Result<C, Error>
+    where
+        C::Backend: RwBackend,
+    {
+        let mut conn = C::establish(self.url.expose())
+            .map_err(|source| Error::connect_failed(self.role, self.url.redacted(), source))?;
+        for sql in <C::Backend as RwBackend>::session_statements(self.role) {
+            conn.batch_execute(sql)?;
+        }
+        Ok(conn)
+    }
+
     /// A connection of `pool` within the node's timeout, waiting a slice at a time: a
     /// connection attempt that fails meanwhile (the node refuses or resets connections) ends
     /// the wait at once with the node's failure; a wait without one (every connection in use)
@@ -284,6 +297,15 @@ impl<C: R2D2Connection + 'static> NodeSource<C> {
         C::Backend: RwBackend,
     {
         match &self.kind {
+            SourceKind::Pool(_) if self.last_failure.refusing() => {
+                // The node's last connection attempt failed: try once now, rather than wait
+                // for the pool's next retry (up to half its timeout away). Still refused: fail
+                // at once. Back: this one connection serves, unpooled, and the pool's own
+                // retry refills it.
+                let conn = self.connect_once();
+                self.last_failure.record(conn.is_ok());
+                conn.map(Held::Owned)
+            }
             SourceKind::Pool(pool) => {
                 // Idle connections made before the node's last connection error are skipped
                 // (and discarded when dropped); at most a pool's worth of them.
@@ -297,15 +319,7 @@ impl<C: R2D2Connection + 'static> NodeSource<C> {
                 }
                 Ok(Held::Pooled(conn))
             }
-            SourceKind::Direct => {
-                let mut conn = C::establish(self.url.expose()).map_err(|source| {
-                    Error::connect_failed(self.role, self.url.redacted(), source)
-                })?;
-                for sql in <C::Backend as RwBackend>::session_statements(self.role) {
-                    conn.batch_execute(sql)?;
-                }
-                Ok(Held::Owned(conn))
-            }
+            SourceKind::Direct => self.connect_once().map(Held::Owned),
         }
     }
 }
