@@ -85,6 +85,52 @@ macro_rules! busy_suite {
             }
 
             #[test]
+            fn a_hung_replica_is_ejected_by_the_monitor_and_new_reads_avoid_it() {
+                if backend::NAME == "SQLite" {
+                    return; // A file cannot hang.
+                }
+                let bed = bed!("hung_replica_monitor");
+                let replica = crate::common::Flaky::proxied(&bed.replica);
+                let deadline = Duration::from_secs(1);
+                let pool = RwPool::<Conn>::builder()
+                    .primary(&bed.primary)
+                    .replica(&replica.url)
+                    .replica_timeout(deadline)
+                    .health_interval(Some(Duration::from_millis(200)))
+                    .eject_cooldown(Duration::from_millis(500))
+                    .build()
+                    .unwrap();
+                // Wait until the replica serves (its first connections may be slow to make).
+                let until = Instant::now() + Duration::from_secs(30);
+                while served_by(&mut pool.get().unwrap()) != bed.replica_id {
+                    assert!(Instant::now() < until, "the replica never served");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                replica.hang();
+                // The monitor's probe gets no answer within its deadline: ejected.
+                let hung_at = Instant::now();
+                let until = hung_at + Duration::from_secs(30);
+                while !pool.stats().replicas[0].ejected {
+                    assert!(Instant::now() < until, "the hung replica was not ejected in 30 s");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                println!("hung replica ejected {:?} after it hung", hung_at.elapsed());
+                // New reads avoid it: served by the primary without waiting on the replica.
+                for _ in 0..5 {
+                    let start = Instant::now();
+                    let mut conn = pool.get().unwrap();
+                    assert_eq!(served_by(&mut conn), bed.primary_id);
+                    assert!(start.elapsed() < deadline, "a read waited {:?}", start.elapsed());
+                }
+                replica.resume();
+                let until = Instant::now() + Duration::from_secs(30);
+                while served_by(&mut pool.get().unwrap()) != bed.replica_id {
+                    assert!(Instant::now() < until, "the replica was not re-admitted in 30 s");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+
+            #[test]
             fn a_refused_primary_fails_fast() {
                 if backend::NAME == "SQLite" {
                     return; // A file refuses no connection.

@@ -231,6 +231,11 @@ impl<C: R2D2Connection + 'static> NodeSource<C> {
         self.url.redacted()
     }
 
+    /// The node's checkout timeout (also the lag monitor's probe deadline).
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The node's URL, for the lag monitor's own connections.
     pub(crate) fn url(&self) -> &NodeUrl {
         &self.url
