@@ -131,6 +131,51 @@ macro_rules! busy_suite {
             }
 
             #[test]
+            fn a_commit_whose_connection_breaks_is_an_unknown_outcome() {
+                if backend::NAME == "SQLite" {
+                    return; // A file does not drop a connection.
+                }
+                let bed = bed!("commit_outcome_unknown");
+                let primary = crate::common::Flaky::proxied(&bed.primary);
+                let pool = RwPool::<Conn>::builder()
+                    .primary(&primary.url)
+                    .build()
+                    .unwrap();
+                let mut conn = pool.get().unwrap();
+                let tag = format!("{}-{}", bed.tag, std::process::id());
+                let err = conn
+                    .transaction(|c| {
+                        diesel::sql_query(format!("INSERT INTO items (tag, node) VALUES ('{tag}', 'x')"))
+                            .execute(c)?;
+                        // The link goes down before the COMMIT's reply comes back.
+                        primary.down();
+                        QueryResult::Ok(())
+                    })
+                    .unwrap_err();
+                primary.up();
+                let err = Error::from_diesel(err);
+                assert!(matches!(err, Error::CommitOutcomeUnknown { .. }), "{err:?}");
+                let message = err.to_string();
+                assert!(message.contains("may have committed"), "{message}");
+                assert!(!message.contains("diesel_rw_pw"), "{message}");
+                // What did happen: the server never got the COMMIT, so nothing was committed.
+                let committed: Vec<String> = diesel::sql_query(format!("SELECT tag AS node FROM items WHERE tag = '{tag}'"))
+                    .load::<Row>(&mut backend::direct(&bed.primary))
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| r.node)
+                    .collect();
+                println!("rows committed after the lost COMMIT: {}", committed.len());
+                assert!(committed.len() <= 1);
+            }
+
+            #[derive(QueryableByName)]
+            struct Row {
+                #[diesel(sql_type = Text)]
+                node: String,
+            }
+
+            #[test]
             fn a_refused_primary_fails_fast() {
                 if backend::NAME == "SQLite" {
                     return; // A file refuses no connection.
@@ -363,6 +408,40 @@ macro_rules! async_busy_suite {
                     took >= deadline && took < deadline + Duration::from_secs(10),
                     "took {took:?}"
                 );
+                assert!(!err.to_string().contains("diesel_rw_pw"), "{err}");
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn async_a_commit_whose_connection_breaks_is_an_unknown_outcome() {
+                use diesel_async::AsyncConnection;
+                if backend::NAME == "SQLite" {
+                    return; // A file does not drop a connection.
+                }
+                let bed = bed!("async_commit_outcome_unknown");
+                let primary = std::sync::Arc::new(crate::common::Flaky::proxied(&bed.primary));
+                let pool = AsyncRwPool::<Conn>::builder()
+                    .primary(&primary.url)
+                    .build()
+                    .unwrap();
+                let mut conn = pool.get().await.unwrap();
+                let tag = format!("{}-{}", bed.tag, std::process::id());
+                let link = primary.clone();
+                let err = conn
+                    .transaction::<(), diesel::result::Error, _>(async |c| {
+                        diesel::sql_query(format!(
+                            "INSERT INTO items (tag, node) VALUES ('{tag}', 'x')"
+                        ))
+                        .execute(c)
+                        .await?;
+                        link.down();
+                        Ok(())
+                    })
+                    .await
+                    .unwrap_err();
+                primary.up();
+                let err = Error::from_diesel(err);
+                assert!(matches!(err, Error::CommitOutcomeUnknown { .. }), "{err:?}");
+                assert!(err.to_string().contains("may have committed"), "{err}");
                 assert!(!err.to_string().contains("diesel_rw_pw"), "{err}");
             }
 

@@ -52,9 +52,27 @@ impl<C: AsyncPoolable> TransactionManager<AsyncRwConnection<C>> for AsyncRwTrans
 
     async fn commit_transaction(conn: &mut AsyncRwConnection<C>) -> QueryResult<()> {
         let node = open_node(conn)?;
+        let outermost = matches!(
+            Inner::<C>::transaction_manager_status_mut(conn.node_conn(node)).transaction_depth(),
+            Ok(Some(d)) if d.get() == 1
+        );
         let result = Inner::<C>::commit_transaction(conn.node_conn(node)).await;
         after_step(conn, node, result.is_ok());
-        result
+        result.map_err(|error| {
+            let name = conn.cluster.core.node_name(node).to_owned();
+            let error = crate::error::commit_failed(&name, outermost, error);
+            if let diesel::result::Error::QueryBuilderError(e) = &error {
+                if matches!(
+                    e.downcast_ref::<Error>(),
+                    Some(Error::CommitOutcomeUnknown { .. })
+                ) {
+                    // Its connection broke: the node's connections made so far are retired,
+                    // as after any statement whose connection broke.
+                    conn.cluster.core.health.retire(node);
+                }
+            }
+            error
+        })
     }
 
     fn transaction_manager_status_mut(
