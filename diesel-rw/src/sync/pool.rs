@@ -147,13 +147,19 @@ where
         let primary = config
             .validate(<C::Backend as RwBackend>::check_url)?
             .clone();
-        // One set of background threads for every node's pool (r2d2 starts three per pool).
-        let threads = Arc::new(
-            ScheduledThreadPool::builder()
-                .num_threads(2)
-                .thread_name_pattern("diesel-rw-r2d2-{}")
-                .build(),
-        );
+        // Background threads (connection attempts, reaping) per node: a hung node whose
+        // connection attempts never return then holds its own threads, and never starves the
+        // other nodes' pools (a shared set did: the primary's pool could make no connection
+        // while a hung replica's attempts held every thread). Two per node (r2d2 starts three
+        // per pool of its own).
+        let threads = || {
+            Arc::new(
+                ScheduledThreadPool::builder()
+                    .num_threads(2)
+                    .thread_name_pattern("diesel-rw-r2d2-{}")
+                    .build(),
+            )
+        };
         let core = RoutingCore::new(&config, &primary);
         let health = core.health.clone();
         let cluster = Arc::new(Cluster {
@@ -161,7 +167,7 @@ where
             primary: NodeSource::pooled(
                 &primary,
                 &config,
-                &threads,
+                &threads(),
                 NodeRef::new(&health, Node::Primary),
             ),
             replicas: config
@@ -172,7 +178,7 @@ where
                     NodeSource::pooled(
                         url,
                         &config,
-                        &threads,
+                        &threads(),
                         NodeRef::new(&health, Node::Replica(i)),
                     )
                 })
