@@ -30,9 +30,12 @@ impl NodeUrl {
     ///
     /// ```
     /// use diesel_rw::NodeUrl;
-    /// let url = NodeUrl::new("POSTGRES://app:p@ss/w?rd@db:5432/app");
-    /// assert_eq!(url.expose(), "postgres://app:p%40ss%2Fw%3Frd@db:5432/app");
+    /// let url = NodeUrl::new("POSTGRES://app:p@ss@db:5432/app");
+    /// assert_eq!(url.expose(), "postgres://app:p%40ss@db:5432/app");
     /// assert_eq!(url.redacted(), "postgres://app:***@db:5432/app");
+    /// let url = NodeUrl::new("mysql://app:pa/ss@db/app");
+    /// assert_eq!(url.expose(), "mysql://app:pa%2Fss@db/app");
+    /// assert_eq!(url.redacted(), "mysql://app:***@db/app");
     /// ```
     pub fn new(url: impl Into<String>) -> Self {
         let url = normalize(&url.into());
