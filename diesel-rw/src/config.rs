@@ -37,6 +37,8 @@ pub(crate) struct Config {
     pub(crate) eject_after: u32,
     pub(crate) read_timeout: Option<Duration>,
     pub(crate) write_timeout: Option<Duration>,
+    pub(crate) max_replica_latency: Option<Duration>,
+    pub(crate) slow_replica_factor: Option<u32>,
 }
 
 impl Default for Config {
@@ -61,6 +63,8 @@ impl Default for Config {
             eject_after: 2,
             read_timeout: Some(Duration::from_secs(30)),
             write_timeout: Some(Duration::from_secs(60)),
+            max_replica_latency: None,
+            slow_replica_factor: None,
         }
     }
 }
@@ -349,6 +353,23 @@ impl<P> RwPoolBuilder<P> {
     /// (measured by the lag monitor). Default: no limit.
     pub fn max_replica_lag(mut self, lag: MaxLag) -> Self {
         self.config.max_replica_lag = Some(lag);
+        self
+    }
+
+    /// A replica whose smoothed read latency (a moving average of its reads) passes this is
+    /// slow: it is taken out of rotation for `eject_cooldown`, then tried again (with its
+    /// average started afresh), as ProxySQL's `max_latency_ms` does. Default: no limit.
+    pub fn max_replica_latency(mut self, latency: Option<Duration>) -> Self {
+        self.config.max_replica_latency = latency;
+        self
+    }
+
+    /// A replica whose smoothed read latency is more than `factor` times the fastest other
+    /// replica's (and above 50 ms) is slow, as with
+    /// [`max_replica_latency`](Self::max_replica_latency) (relative to its peers; needs two or
+    /// more replicas). Default: off.
+    pub fn slow_replica_factor(mut self, factor: Option<u32>) -> Self {
+        self.config.slow_replica_factor = factor;
         self
     }
 

@@ -60,6 +60,9 @@ pub(crate) struct ReplicaHealth {
     lagging: AtomicBool,
     /// Bumped when its connections must not be reused (a connection error was seen).
     generation: AtomicU64,
+    /// Smoothed latency of its reads, in microseconds; 0 before the first sample (and after
+    /// an ejection for slowness).
+    latency_us: AtomicU64,
 }
 
 /// The health of every replica of a pool.
@@ -82,6 +85,7 @@ impl Health {
                 .into_iter()
                 .map(|weight| ReplicaHealth {
                     ejected_until: AtomicU64::new(0),
+                    latency_us: AtomicU64::new(0),
                     failures: AtomicU32::new(0),
                     in_flight: AtomicUsize::new(0),
                     weight,
@@ -119,6 +123,34 @@ impl Health {
             r.ejected_until.store(0, Ordering::Release);
             r.failures.store(0, Ordering::Relaxed);
             tracing::info!(target: "diesel_rw", replica = i, "replica re-admitted");
+        }
+    }
+
+    /// Adds a read latency of replica `i` to its smoothed latency (an exponential moving
+    /// average, 30 % weight for the new sample) and returns it.
+    pub(crate) fn record_latency(&self, i: usize, took: Duration) -> Duration {
+        let sample = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        let r = &self.replicas[i];
+        let old = r.latency_us.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            sample
+        } else {
+            (old.saturating_mul(7) / 10).saturating_add(sample.saturating_mul(3) / 10)
+        };
+        r.latency_us.store(new.max(1), Ordering::Relaxed);
+        Duration::from_micros(new)
+    }
+
+    /// Forgets replica `i`'s smoothed latency (it starts afresh when re-admitted).
+    pub(crate) fn reset_latency(&self, i: usize) {
+        self.replicas[i].latency_us.store(0, Ordering::Relaxed);
+    }
+
+    /// Replica `i`'s smoothed read latency, if it has one.
+    pub(crate) fn latency(&self, i: usize) -> Option<Duration> {
+        match self.replicas[i].latency_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(Duration::from_micros(us)),
         }
     }
 

@@ -276,6 +276,9 @@ pub(crate) struct RoutingCore {
     pub(crate) eject_after: u32,
     /// Whether a lag monitor keeps the replicas' positions fresh.
     pub(crate) monitored: bool,
+    /// When a replica is too slow to keep in rotation (absolute, and relative to its peers).
+    pub(crate) max_replica_latency: Option<Duration>,
+    pub(crate) slow_replica_factor: Option<u32>,
     /// The deadlines of a read and of a write statement.
     pub(crate) read_timeout: Option<Duration>,
     pub(crate) write_timeout: Option<Duration>,
@@ -301,6 +304,8 @@ impl RoutingCore {
             monitored: config.monitor_interval().is_some() && !config.replicas.is_empty(),
             read_timeout: config.read_timeout,
             write_timeout: config.write_timeout,
+            max_replica_latency: config.max_replica_latency,
+            slow_replica_factor: config.slow_replica_factor,
             metrics: Metrics::new(
                 primary,
                 &config
@@ -419,6 +424,47 @@ impl RoutingCore {
     /// No replica could serve a causal read: the primary does (counted).
     pub(crate) fn causal_primary_read(&self) {
         self.counters.causal_primary_read();
+    }
+
+    /// Whether reads are timed (for slow-replica detection); when not, no clock is read.
+    #[inline]
+    pub(crate) fn times_reads(&self) -> bool {
+        self.max_replica_latency.is_some() || self.slow_replica_factor.is_some()
+    }
+
+    /// A read on `node` succeeded in `took`: for a replica, its smoothed latency is updated,
+    /// and a replica that is slow (see `max_replica_latency`, `slow_replica_factor`) is taken
+    /// out of rotation for the cooldown.
+    pub(crate) fn read_took(&self, node: Node, took: Duration) {
+        let Node::Replica(i) = node else {
+            return;
+        };
+        if !self.times_reads() {
+            return;
+        }
+        let latency = self.health.record_latency(i, took);
+        let over_limit = self.max_replica_latency.is_some_and(|max| latency > max);
+        let over_peers = self.slow_replica_factor.is_some_and(|factor| {
+            let fastest_peer = (0..self.replica_count())
+                .filter(|&j| j != i && !self.health.is_ejected(j))
+                .filter_map(|j| self.health.latency(j))
+                .min();
+            fastest_peer
+                .is_some_and(|peer| latency > Duration::from_millis(50) && latency > peer * factor)
+        });
+        if over_limit || over_peers {
+            self.health.reset_latency(i);
+            if self.health.eject(i) {
+                self.counters.ejection();
+                self.metrics.ejection();
+                tracing::warn!(
+                    target: "diesel_rw",
+                    replica = %self.replica_names[i],
+                    latency = ?latency,
+                    "replica slow; out of rotation for its cooldown"
+                );
+            }
+        }
     }
 
     /// Every connection of replica `i`'s pool stayed in use: it is busy, not down, so it is not

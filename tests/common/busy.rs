@@ -131,6 +131,57 @@ macro_rules! busy_suite {
             }
 
             #[test]
+            fn a_slow_replica_is_taken_out_of_rotation_and_comes_back() {
+                if backend::NAME == "SQLite" {
+                    return; // A file cannot be slowed.
+                }
+                let bed = bed!("slow_replica");
+                // Two replicas on the one standby: direct, and behind a proxy that can slow it.
+                let slow = crate::common::Flaky::proxied(&bed.replica);
+                let pool = RwPool::<Conn>::builder()
+                    .primary(&bed.primary)
+                    .replica(&bed.replica)
+                    .replica(&slow.url)
+                    .policy(diesel_rw::Policy::RoundRobin)
+                    .consistency(diesel_rw::Consistency::Off)
+                    .replica_timeout(Duration::from_secs(10))
+                    .max_replica_latency(Some(Duration::from_millis(400)))
+                    .eject_cooldown(Duration::from_secs(2))
+                    .build()
+                    .unwrap();
+                let node = |pool: &RwPool<Conn>| {
+                    let mut conn = pool.get().unwrap();
+                    assert_eq!(served_by(&mut conn), bed.replica_id);
+                    conn.last_route().unwrap().node
+                };
+                // Both serve while fast.
+                let until = Instant::now() + Duration::from_secs(30);
+                while node(&pool) != Node::Replica(1) {
+                    assert!(Instant::now() < until, "the second replica never served");
+                }
+                slow.set_delay(Duration::from_millis(1500));
+                // Its smoothed latency passes 400 ms within a few slow reads: out of rotation.
+                let mut slow_reads = 0;
+                let until = Instant::now() + Duration::from_secs(60);
+                while !pool.stats().replicas[1].ejected {
+                    assert!(Instant::now() < until, "the slow replica stayed in rotation");
+                    slow_reads += usize::from(node(&pool) == Node::Replica(1));
+                }
+                println!("slow replica out of rotation after {slow_reads} slow read(s)");
+                assert!(slow_reads <= 3, "{slow_reads} reads went to the slow replica");
+                for _ in 0..10 {
+                    assert_eq!(node(&pool), Node::Replica(0), "reads avoid the slow replica");
+                }
+                // Fast again: back in rotation after its cooldown.
+                slow.set_delay(Duration::ZERO);
+                let until = Instant::now() + Duration::from_secs(30);
+                while node(&pool) != Node::Replica(1) {
+                    assert!(Instant::now() < until, "the recovered replica was not re-admitted");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+
+            #[test]
             fn a_commit_whose_connection_breaks_is_an_unknown_outcome() {
                 if backend::NAME == "SQLite" {
                     return; // A file does not drop a connection.

@@ -176,6 +176,14 @@ impl Flaky {
         }
     }
 
+    /// Every reply of the node comes `delay` late (a proxied node only).
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        match &self.kind {
+            FlakyKind::Proxy(p) => p.set_delay(delay),
+            FlakyKind::Dir { .. } => panic!("a SQLite file cannot be slowed"),
+        }
+    }
+
     /// The node answers again.
     pub fn resume(&self) {
         if let FlakyKind::Proxy(p) = &self.kind {

@@ -4,7 +4,7 @@
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -16,6 +16,8 @@ pub struct Proxy {
     /// While set, nothing is forwarded either way: the node "hangs" (accepts, never answers),
     /// as a server stopped with SIGSTOP does.
     hung: Arc<AtomicBool>,
+    /// Milliseconds each reply from the node is held before it is forwarded: a slow node.
+    delay_ms: Arc<AtomicU64>,
 }
 
 struct Running {
@@ -34,6 +36,7 @@ impl Proxy {
             target,
             running: Mutex::new(None),
             hung: Arc::new(AtomicBool::new(false)),
+            delay_ms: Arc::new(AtomicU64::new(0)),
         };
         proxy.run(listener);
         proxy
@@ -49,6 +52,7 @@ impl Proxy {
         let streams = Arc::new(Mutex::new(Vec::new()));
         let target = self.target;
         let hung = self.hung.clone();
+        let delay = self.delay_ms.clone();
         let acceptor = {
             let stop = stop.clone();
             let streams = streams.clone();
@@ -63,12 +67,14 @@ impl Proxy {
                             let mut s = streams.lock().unwrap();
                             s.push(client.try_clone().unwrap());
                             s.push(server.try_clone().unwrap());
+                            let no_delay = Arc::new(AtomicU64::new(0));
                             pipe(
                                 client.try_clone().unwrap(),
                                 server.try_clone().unwrap(),
                                 hung.clone(),
+                                no_delay,
                             );
-                            pipe(server, client, hung.clone());
+                            pipe(server, client, hung.clone(), delay.clone());
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                             std::thread::sleep(Duration::from_millis(2));
@@ -123,13 +129,19 @@ impl Proxy {
         self.hung.store(true, Ordering::SeqCst);
     }
 
+    /// Every reply of the node is held `delay` before it is forwarded (zero: none).
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
     /// The node answers again: what was held is forwarded.
     pub fn resume(&self) {
         self.hung.store(false, Ordering::SeqCst);
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream, hung: Arc<AtomicBool>) {
+fn pipe(mut from: TcpStream, mut to: TcpStream, hung: Arc<AtomicBool>, delay_ms: Arc<AtomicU64>) {
     use std::io::{Read, Write};
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 16 * 1024];
@@ -140,6 +152,10 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, hung: Arc<AtomicBool>) {
             };
             while hung.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(5));
+            }
+            let delay = delay_ms.load(Ordering::SeqCst);
+            if delay > 0 {
+                std::thread::sleep(Duration::from_millis(delay));
             }
             if to.write_all(&buf[..n]).is_err() {
                 break;

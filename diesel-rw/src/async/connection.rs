@@ -734,12 +734,17 @@ async fn within<T>(
     kind: StatementKind,
     statement: impl std::future::Future<Output = QueryResult<T>>,
 ) -> QueryResult<T> {
-    match core.deadline(kind) {
+    let start = std::time::Instant::now();
+    let result = match core.deadline(kind) {
         None => statement.await,
         Some(after) => tokio::time::timeout(after, statement)
             .await
             .unwrap_or_else(|_| Err(core.timed_out(node, kind, after))),
+    };
+    if result.is_ok() && kind.is_read() {
+        core.read_took(node, start.elapsed());
     }
+    result
 }
 
 /// Renders a statement's SQL for an error message.

@@ -51,6 +51,7 @@ enum State<'conn, C: AsyncPoolable, F: Future> {
         future: Pin<Box<F>>,
         again: Option<Again<'conn, C, F>>,
         deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+        started: std::time::Instant,
     },
     /// Routing failed before anything was sent.
     Failed(Option<diesel::result::Error>),
@@ -116,6 +117,7 @@ impl<'conn, C: AsyncPoolable, F: Future> Routed<'conn, C, F> {
                 future: Box::pin(future),
                 again: None,
                 deadline,
+                started: std::time::Instant::now(),
             },
         }
     }
@@ -203,6 +205,7 @@ where
                         future: Box::pin(start(conn)),
                         again,
                         deadline,
+                        started: std::time::Instant::now(),
                     };
                 }
                 State::Running {
@@ -210,10 +213,16 @@ where
                     deadline,
                     origin,
                     node,
+                    started,
                     ..
                 } => {
                     let error = match future.as_mut().poll(cx) {
-                        Poll::Ready(Ok(output)) => return Poll::Ready(Ok(output)),
+                        Poll::Ready(Ok(output)) => {
+                            if origin.kind.is_read() {
+                                origin.cluster.core.read_took(*node, started.elapsed());
+                            }
+                            return Poll::Ready(Ok(output));
+                        }
                         Poll::Ready(Err(error)) => error,
                         Poll::Pending => {
                             let expired = deadline

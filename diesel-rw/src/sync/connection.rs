@@ -345,8 +345,14 @@ where
         mut f: impl FnMut(&mut C) -> QueryResult<T>,
     ) -> QueryResult<T> {
         let node = self.route(kind, &sql)?;
+        let start = self.core().times_reads().then(Instant::now);
         let failure = match f(self.node_conn(node)) {
-            Ok(value) => return Ok(value),
+            Ok(value) => {
+                if let Some(start) = start {
+                    self.core().read_took(node, start.elapsed());
+                }
+                return Ok(value);
+            }
             Err(e) => self.statement_failed(node, kind, e),
         };
         if !failure.retry {
@@ -354,7 +360,12 @@ where
         }
         self.core().read_retried();
         let node = self.route(kind, &sql)?;
-        f(self.node_conn(node)).map_err(|e| self.statement_failed(node, kind, e).error)
+        let start = self.core().times_reads().then(Instant::now);
+        let result = f(self.node_conn(node));
+        if let (Ok(_), Some(start)) = (&result, start) {
+            self.core().read_took(node, start.elapsed());
+        }
+        result.map_err(|e| self.statement_failed(node, kind, e).error)
     }
 
     /// After an error on `node` (see [`RoutingCore::statement_failed`]): a broken connection
@@ -624,8 +635,17 @@ where
         // A read on a replica may run again on another node if the replica's connection fails
         // under it: `load` consumes its statement, so both attempts share it.
         let query = Replay(Arc::new(source));
+        // Timed for slow-replica detection only when that is on (no clock read otherwise).
+        let timing = self
+            .core()
+            .times_reads()
+            .then(|| (self.cluster.clone(), Instant::now()));
         let first = crate::replay::attempt::<_, CursorOf<'query, C, B>, _>(self, |this| {
-            <C as LoadConnection<B>>::load(this.node_conn(node), query.clone())
+            let cursor = <C as LoadConnection<B>>::load(this.node_conn(node), query.clone());
+            if let (Ok(_), Some((cluster, start))) = (&cursor, &timing) {
+                cluster.core.read_took(node, start.elapsed());
+            }
+            cursor
         });
         let (error, this) = match first {
             Ok(cursor) => return Ok(cursor),
