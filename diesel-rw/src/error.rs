@@ -397,25 +397,6 @@ pub(crate) fn is_connection_error(error: &diesel::result::Error) -> bool {
     }
 }
 
-/// What the caller of a `COMMIT` on `node` gets when it failed with `error`: a connection that
-/// broke under the outermost `COMMIT` of a transaction may have committed it, which
-/// [`Error::CommitOutcomeUnknown`] says; any other error as it is.
-pub(crate) fn commit_failed(
-    node: &str,
-    outermost: bool,
-    error: diesel::result::Error,
-) -> diesel::result::Error {
-    if !outermost || !is_connection_error(&error) {
-        return error;
-    }
-    Error::CommitOutcomeUnknown {
-        node: node.to_owned(),
-        detail: String::new(),
-        source: Box::new(Error::from_diesel(error)),
-    }
-    .into()
-}
-
 /// Whether an error message, as a driver words it, says that the connection failed.
 pub(crate) fn is_connection_message(message: &str) -> bool {
     let m = message.to_ascii_lowercase();

@@ -426,6 +426,27 @@ impl RoutingCore {
         self.counters.causal_primary_read();
     }
 
+    /// A `COMMIT` on `node` failed with `error` (`outermost`: it ended the transaction): a
+    /// connection that broke under it makes it [`Error::CommitOutcomeUnknown`] (it may have
+    /// committed) and retires the node's connections, as after any broken statement.
+    pub(crate) fn commit_failed(
+        &self,
+        node: Node,
+        outermost: bool,
+        error: diesel::result::Error,
+    ) -> diesel::result::Error {
+        if !outermost || !crate::error::is_connection_error(&error) {
+            return error;
+        }
+        self.health.retire(node);
+        Error::CommitOutcomeUnknown {
+            node: self.node_name(node).to_owned(),
+            detail: String::new(),
+            source: Box::new(Error::from_diesel(error)),
+        }
+        .into()
+    }
+
     /// Whether reads are timed (for slow-replica detection); when not, no clock is read.
     #[inline]
     pub(crate) fn times_reads(&self) -> bool {

@@ -58,21 +58,7 @@ impl<C: AsyncPoolable> TransactionManager<AsyncRwConnection<C>> for AsyncRwTrans
         );
         let result = Inner::<C>::commit_transaction(conn.node_conn(node)).await;
         after_step(conn, node, result.is_ok());
-        result.map_err(|error| {
-            let name = conn.cluster.core.node_name(node).to_owned();
-            let error = crate::error::commit_failed(&name, outermost, error);
-            if let diesel::result::Error::QueryBuilderError(e) = &error {
-                if matches!(
-                    e.downcast_ref::<Error>(),
-                    Some(Error::CommitOutcomeUnknown { .. })
-                ) {
-                    // Its connection broke: the node's connections made so far are retired,
-                    // as after any statement whose connection broke.
-                    conn.cluster.core.health.retire(node);
-                }
-            }
-            error
-        })
+        result.map_err(|error| conn.cluster.core.commit_failed(node, outermost, error))
     }
 
     fn transaction_manager_status_mut(
