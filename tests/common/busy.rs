@@ -463,6 +463,66 @@ macro_rules! async_busy_suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn async_a_slow_replica_is_taken_out_of_rotation_and_comes_back() {
+                if backend::NAME == "SQLite" {
+                    return; // A file cannot be slowed.
+                }
+                let bed = bed!("async_slow_replica");
+                let slow = crate::common::Flaky::proxied(&bed.replica);
+                let pool = AsyncRwPool::<Conn>::builder()
+                    .primary(&bed.primary)
+                    .replica(&bed.replica)
+                    .replica(&slow.url)
+                    .policy(diesel_rw::Policy::RoundRobin)
+                    .consistency(diesel_rw::Consistency::Off)
+                    .replica_timeout(Duration::from_secs(10))
+                    .max_replica_latency(Some(Duration::from_millis(400)))
+                    .eject_cooldown(Duration::from_secs(2))
+                    .build()
+                    .unwrap();
+                async fn node(pool: &AsyncRwPool<Conn>, replica_id: &str) -> Node {
+                    let mut conn = pool.get().await.unwrap();
+                    assert_eq!(served_by(&mut conn).await, replica_id);
+                    conn.last_route().unwrap().node
+                }
+                let until = Instant::now() + Duration::from_secs(30);
+                while node(&pool, &bed.replica_id).await != Node::Replica(1) {
+                    assert!(Instant::now() < until, "the second replica never served");
+                }
+                slow.set_delay(Duration::from_millis(1500));
+                let mut slow_reads = 0;
+                let until = Instant::now() + Duration::from_secs(60);
+                while !pool.stats().replicas[1].ejected {
+                    assert!(
+                        Instant::now() < until,
+                        "the slow replica stayed in rotation"
+                    );
+                    slow_reads +=
+                        usize::from(node(&pool, &bed.replica_id).await == Node::Replica(1));
+                }
+                assert!(
+                    slow_reads <= 3,
+                    "{slow_reads} reads went to the slow replica"
+                );
+                for _ in 0..10 {
+                    assert_eq!(
+                        node(&pool, &bed.replica_id).await,
+                        Node::Replica(0),
+                        "reads avoid the slow replica"
+                    );
+                }
+                slow.set_delay(Duration::ZERO);
+                let until = Instant::now() + Duration::from_secs(30);
+                while node(&pool, &bed.replica_id).await != Node::Replica(1) {
+                    assert!(
+                        Instant::now() < until,
+                        "the recovered replica was not re-admitted"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn async_a_commit_whose_connection_breaks_is_an_unknown_outcome() {
                 use diesel_async::AsyncConnection;
                 if backend::NAME == "SQLite" {
