@@ -294,6 +294,58 @@ pub enum Error {
         /// Each counter of the destination that is behind, with the source's (both as read).
         behind: Vec<crate::double_write::CounterLag>,
     },
+
+    /// Migration toolkit: the table named is not in the database (or is not a table). Nothing
+    /// was read or written. Check the name: `table` or `schema.table` (PostgreSQL resolves an
+    /// unqualified name through the `search_path`; MariaDB looks in the connection's database).
+    #[error("table `{table}` not found: check its name (`table` or `schema.table`) and the database the connection is on; nothing was written")]
+    UnknownTable {
+        /// The name as given.
+        table: String,
+    },
+
+    /// Migration toolkit: a column named (a key, a "changed at" column) is not a column of the
+    /// table. Nothing was read or written.
+    #[error("table `{table}` has no column `{column}`: check the column names given to TableSpec; nothing was written")]
+    UnknownColumn {
+        /// The table.
+        table: String,
+        /// The column named.
+        column: String,
+    },
+
+    /// Migration toolkit: the table has no primary key, so its rows cannot be walked in key
+    /// order nor matched between the two sides. Nothing was read or written. Add a primary key,
+    /// or name a unique, not-null key with `TableSpec::key`.
+    #[error("table `{table}` has no primary key: add one, or name a unique, not-null key with TableSpec::key([...]); nothing was written")]
+    NoPrimaryKey {
+        /// The table.
+        table: String,
+    },
+
+    /// Migration toolkit: the destination's table lacks columns that the source's has, so rows
+    /// cannot be copied whole. Nothing was written. Add the columns on the destination.
+    #[error("destination table `{table}` has no column(s) {}: add them on the destination (the source's table has them); nothing was written", missing.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "))]
+    DestinationMissingColumns {
+        /// The destination's table.
+        table: String,
+        /// The source's columns that the destination lacks.
+        missing: Vec<String>,
+    },
+
+    /// Migration toolkit: the checkpoint of that name belongs to another table (or to another
+    /// key of the table), so resuming from it would skip or repeat rows. Nothing was written.
+    /// Give this backfill its own checkpoint name, or restart it (which discards the
+    /// checkpoint).
+    #[error("checkpoint `{checkpoint}` is of table `{found}`, not of `{expected}`: give this backfill its own checkpoint name (Backfill::checkpoint_name) or restart it; nothing was written")]
+    CheckpointMismatch {
+        /// The checkpoint's name.
+        checkpoint: String,
+        /// The table (and key) of this run.
+        expected: String,
+        /// The table (and key) the checkpoint records.
+        found: String,
+    },
 }
 
 /// The result type of diesel-rw's own operations.

@@ -73,6 +73,7 @@ mod error;
 mod health;
 mod instrument;
 mod metrics;
+pub mod migrate;
 mod policy;
 mod replay;
 pub mod route;

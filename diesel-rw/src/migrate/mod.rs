@@ -1,0 +1,51 @@
+//! The migration toolkit: what finishes a migration that the [double write](crate::double_write)
+//! starts. The servers do the heavy work; rows cross the client only as one JSON document per
+//! chunk.
+//!
+//! - [`TableSpec`] names a table (and optionally its key and a "changed at" column);
+//!   [`TableSpec::describe`] reads the rest from the catalog into a [`Table`]: columns in order
+//!   with their type name, nullability and [`ColumnKind`], and the key in key order.
+//! - [`Key`], [`KeyRange`] and [`Table::next_chunk`]: keyset chunks, "the next chunk after key
+//!   K, up to N rows", on each backend, single or composite keys.
+//! - [`MigrateConnection`]: the connection trait, for diesel's `PgConnection`,
+//!   `MysqlConnection` and `SqliteConnection` (features `postgres`, `mysql`, `sqlite`).
+//!
+//! ```
+//! # #[cfg(feature = "sqlite")] fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use diesel::connection::SimpleConnection;
+//! use diesel::prelude::*;
+//! use diesel_rw::migrate::{ColumnKind, TableSpec};
+//!
+//! let mut conn = SqliteConnection::establish(":memory:")?;
+//! conn.batch_execute(
+//!     "CREATE TABLE accounts (tenant INTEGER, id INTEGER, name TEXT NOT NULL,
+//!                             balance NUMERIC(12,2), PRIMARY KEY (tenant, id));
+//!      INSERT INTO accounts VALUES (1, 1, 'ada', 10.5), (1, 2, 'bob', NULL), (2, 1, 'cy', 0);",
+//! )?;
+//! let table = TableSpec::new("accounts").describe(&mut conn)?;
+//! assert_eq!(table.key_names(), ["tenant", "id"]);
+//! assert_eq!(table.column("balance").unwrap().kind, ColumnKind::Numeric { scale: Some(2) });
+//!
+//! // Keyset chunks of two rows.
+//! let first = table.next_chunk(&mut conn, None, 2)?.unwrap();
+//! assert_eq!((first.first.to_string(), first.last.to_string(), first.rows),
+//!            ("(1, 1)".into(), "(1, 2)".into(), 2));
+//! let second = table.next_chunk(&mut conn, Some(&first.last), 2)?.unwrap();
+//! assert_eq!((second.last.to_string(), second.rows), ("(2, 1)".into(), 1));
+//! assert!(table.next_chunk(&mut conn, Some(&second.last), 2)?.is_none());
+//!
+//! // No primary key: refused, naming the table.
+//! conn.batch_execute("CREATE TABLE events (at TEXT)")?;
+//! let err = TableSpec::new("events").describe(&mut conn).unwrap_err();
+//! assert!(err.to_string().contains("`events` has no primary key"), "{err}");
+//! # Ok(()) }
+//! # #[cfg(not(feature = "sqlite"))] fn main() {}
+//! ```
+
+pub mod dialect;
+pub mod key;
+pub mod table;
+
+pub use dialect::{Binds, Dialect, MigrateConnection};
+pub use key::{Chunk, Key, KeyRange};
+pub use table::{Column, ColumnKind, Table, TableSpec};
