@@ -7,6 +7,9 @@
 //!   with their type name, nullability and [`ColumnKind`], and the key in key order.
 //! - [`Key`], [`KeyRange`] and [`Table::next_chunk`]: keyset chunks, "the next chunk after key
 //!   K, up to N rows", on each backend, single or composite keys.
+//! - [`Backfill`]: copies the source's rows into the destination in keyset chunks while the
+//!   double write runs under `SrcFirst`: insert-if-absent, a [`Checkpoint`] on the destination
+//!   (resumable after a kill), throttled, with progress events and a callback.
 //! - [`MigrateConnection`]: the connection trait, for diesel's `PgConnection`,
 //!   `MysqlConnection` and `SqliteConnection` (features `postgres`, `mysql`, `sqlite`).
 //!
@@ -42,10 +45,14 @@
 //! # #[cfg(not(feature = "sqlite"))] fn main() {}
 //! ```
 
+pub mod backfill;
+pub mod checkpoint;
 pub mod dialect;
 pub mod key;
 pub mod table;
 
+pub use backfill::{Backfill, BackfillReport, Progress};
+pub use checkpoint::{Checkpoint, CHECKPOINT_TABLE};
 pub use dialect::{Binds, Dialect, MigrateConnection};
 pub use key::{Chunk, Key, KeyRange};
 pub use table::{Column, ColumnKind, Table, TableSpec};

@@ -163,6 +163,15 @@ impl Dialect {
         }
     }
 
+    /// `expr` converted to text.
+    pub fn to_text(self, expr: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("({expr})::text"),
+            Dialect::Mysql => format!("CAST({expr} AS CHAR)"),
+            Dialect::Sqlite => format!("CAST({expr} AS TEXT)"),
+        }
+    }
+
     /// An expression building a JSON array text from SQL text expressions.
     pub fn json_array(self, items: &[String]) -> String {
         let items = items.join(", ");
@@ -366,16 +375,36 @@ impl Dialect {
                     .iter()
                     .enumerate()
                     .map(|(i, c)| match c.kind {
-                        ColumnKind::Binary => format!("UNHEX(dw_jt.dw_c{i})"),
+                        // MariaDB 10.11 unhexes a JSON_TABLE column to an empty string when
+                        // the statement also has the NOT EXISTS below; a cast first avoids it.
+                        ColumnKind::Binary => format!("UNHEX(CAST(dw_jt.dw_c{i} AS CHAR))"),
                         _ => format!("dw_jt.dw_c{i}"),
+                    })
+                    .collect();
+                // diesel's MySQL connections count found rows: a duplicate that
+                // `ON DUPLICATE KEY UPDATE k = k` leaves alone would count as one, so the rows
+                // already there are left out first (the clause then only covers a row the
+                // double write inserts meanwhile), and the count is of rows inserted.
+                let absent: Vec<String> = table
+                    .key_columns()
+                    .map(|k| {
+                        let i = columns.iter().position(|c| c.name == k.name).unwrap_or(0);
+                        format!(
+                            "dw_d.{} = {}",
+                            self.quote(&k.name),
+                            self.key_value(k, &format!("dw_jt.dw_c{i}"))
+                        )
                     })
                     .collect();
                 let k = &keys[0];
                 format!(
-                    "INSERT INTO {into} ({}) SELECT {} FROM JSON_TABLE({ph}, '$[*]' COLUMNS ({})) AS dw_jt ON DUPLICATE KEY UPDATE {k} = {into}.{k}",
+                    "INSERT INTO {into} ({}) SELECT {} FROM JSON_TABLE({ph}, '$[*]' COLUMNS ({})) AS dw_jt \
+                     WHERE NOT EXISTS (SELECT 1 FROM {into} dw_d WHERE {}) \
+                     ON DUPLICATE KEY UPDATE {k} = {into}.{k}",
                     names.join(", "),
                     values.join(", "),
-                    defs.join(", ")
+                    defs.join(", "),
+                    absent.join(" AND ")
                 )
             }
             Dialect::Sqlite => {
