@@ -9,3 +9,4 @@ mod async_suite;
 
 async_routing_suite!(mysql);
 async_busy_suite!(mysql);
+async_commit_outcome_suite!(mysql);

@@ -9,3 +9,4 @@ mod async_suite;
 
 async_routing_suite!(pg);
 async_busy_suite!(pg);
+async_commit_outcome_suite!(pg);

@@ -6,3 +6,4 @@ mod common;
 
 routing_suite!(mysql);
 busy_suite!(mysql);
+commit_outcome_suite!(mysql);

@@ -6,3 +6,4 @@ mod common;
 
 routing_suite!(pg);
 busy_suite!(pg);
+commit_outcome_suite!(pg);

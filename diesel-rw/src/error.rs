@@ -222,6 +222,20 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// The connection broke (or passed its deadline) while the transaction was being
+    /// committed, and it is known not to have committed: the `COMMIT` was never sent, or the
+    /// server, asked afterwards (PostgreSQL `txid_status`), reports it rolled back. None of its
+    /// writes are committed, so running the whole transaction again is safe. What broke is the
+    /// [`source`](std::error::Error::source).
+    #[error("the connection to `{node}` broke while the transaction was being committed, and it did not commit (the COMMIT never reached the server, or the server reports the transaction rolled back): none of its writes are committed; it is safe to run the whole transaction again")]
+    NotCommitted {
+        /// The node (redacted URL).
+        node: String,
+        /// The error that broke the connection.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// A double-write pattern switch that skips a phase (or goes past the first or last one,
     /// then `from == to`). Nothing was switched.
     #[error("{}", crate::double_write::transition_message(*from, *to))]

@@ -66,6 +66,7 @@
 mod asynchronous;
 pub mod backend;
 mod classify;
+mod commit_outcome;
 mod config;
 mod consistency;
 pub mod double_write;

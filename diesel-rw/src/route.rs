@@ -17,8 +17,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backend::PositionQueries;
+use crate::backend::{CommitStatusQueries, PositionQueries};
 use crate::classify::StatementKind;
+use crate::commit_outcome::{Outcome, Resolution, TxRef};
 use crate::config::Config;
 use crate::consistency::{Consistency, Position, Sticky};
 use crate::error::Error;
@@ -148,6 +149,9 @@ pub(crate) struct RouteState {
     pub(crate) transaction: Option<Node>,
     /// Writes seen, for stickiness.
     pub(crate) sticky: Sticky,
+    /// The open transaction has routed a write: its `COMMIT` notes the transaction's id first,
+    /// so that a lost reply can be resolved (see [`crate::commit_outcome`]).
+    pub(crate) transaction_wrote: bool,
 }
 
 /// The outcome of [`RouteState::decide`] before a replica is picked.
@@ -160,6 +164,15 @@ pub(crate) enum Decision {
 }
 
 impl RouteState {
+    /// A write was routed (or the primary's connection used directly): the connection is
+    /// sticky, and an open transaction has written.
+    pub(crate) fn routed_write(&mut self, consistency: Consistency) {
+        self.sticky.record_write(consistency);
+        if self.transaction.is_some() {
+            self.transaction_wrote = true;
+        }
+    }
+
     /// Steps 1-4 of the routing order for one statement. `sql` renders the statement for the
     /// error message; it is only called when a write is rejected.
     pub(crate) fn decide(
@@ -246,6 +259,25 @@ impl RouteState {
             Decision::AnyReplica(Reason::Explicit)
         }
     }
+}
+
+/// Whether `error` is diesel-rw's own [`Error::Timeout`] (a statement past its deadline).
+fn is_timeout(error: &diesel::result::Error) -> bool {
+    matches!(
+        error,
+        diesel::result::Error::QueryBuilderError(e)
+            if matches!(e.downcast_ref::<Error>(), Some(Error::Timeout { .. }))
+    )
+}
+
+/// A failed `COMMIT`, as [`RoutingCore::commit_failed`] sees it.
+#[derive(Debug)]
+pub(crate) enum CommitFailed {
+    /// The error to return.
+    Final(diesel::result::Error),
+    /// The reply was lost and the outcome can be asked for: drive the resolution, then pass
+    /// its outcome and this error to [`RoutingCore::commit_resolved`].
+    Resolve(Resolution, Error),
 }
 
 /// What [`RoutingCore::statement_failed`] made of a failed statement.
@@ -426,25 +458,96 @@ impl RoutingCore {
         self.counters.causal_primary_read();
     }
 
-    /// A `COMMIT` on `node` failed with `error` (`outermost`: it ended the transaction): a
-    /// connection that broke under it makes it [`Error::CommitOutcomeUnknown`] (it may have
-    /// committed) and retires the node's connections, as after any broken statement.
+    /// A `COMMIT` on `node` failed with `error` (`outermost`: it ended the transaction). A
+    /// connection that broke under it (or a commit past the write deadline) means the reply
+    /// was lost: the node's connections are retired, as after any broken statement, and the
+    /// outcome is [`CommitFailed::Resolve`] when the transaction's id was noted before the
+    /// `COMMIT` (`captured`) and the backend can tell, else [`Error::CommitOutcomeUnknown`].
     pub(crate) fn commit_failed(
         &self,
         node: Node,
         outermost: bool,
         error: diesel::result::Error,
-    ) -> diesel::result::Error {
-        if !outermost || !crate::error::is_connection_error(&error) {
-            return error;
+        queries: Option<CommitStatusQueries>,
+        captured: Option<TxRef>,
+        budget: Duration,
+    ) -> CommitFailed {
+        let timed_out = is_timeout(&error);
+        if !outermost || !(timed_out || crate::error::is_connection_error(&error)) {
+            return CommitFailed::Final(error);
         }
         self.health.retire(node);
-        Error::CommitOutcomeUnknown {
+        let source = Error::from_diesel(error);
+        match (queries, captured) {
+            (Some(queries), Some(tx)) => {
+                CommitFailed::Resolve(Resolution::new(queries, tx, budget), source)
+            }
+            _ => CommitFailed::Final(
+                Error::CommitOutcomeUnknown {
+                    node: self.node_name(node).to_owned(),
+                    detail: String::new(),
+                    source: Box::new(source),
+                }
+                .into(),
+            ),
+        }
+    }
+
+    /// Noting the transaction's id before its `COMMIT` failed with `error`. A broken connection
+    /// (or the write deadline) means the `COMMIT` will not be sent: the transaction cannot have
+    /// committed, which is `Ok(`[`Error::NotCommitted`]`)` (the node's connections are
+    /// retired). Anything else is `Err(error)`: the server refused the query, which aborts a
+    /// PostgreSQL transaction; the caller rolls back and returns it.
+    pub(crate) fn capture_failed(
+        &self,
+        node: Node,
+        error: diesel::result::Error,
+    ) -> Result<diesel::result::Error, diesel::result::Error> {
+        let timed_out = is_timeout(&error);
+        if !(timed_out || crate::error::is_connection_error(&error)) {
+            return Err(error);
+        }
+        self.health.retire(node);
+        Ok(Error::NotCommitted {
             node: self.node_name(node).to_owned(),
-            detail: String::new(),
             source: Box::new(Error::from_diesel(error)),
         }
-        .into()
+        .into())
+    }
+
+    /// What a lost `COMMIT` on `node` turned out to be (see [`Self::commit_failed`]): committed
+    /// is success; rolled back is [`Error::NotCommitted`]; not found out is
+    /// [`Error::CommitOutcomeUnknown`] with how to check by hand.
+    pub(crate) fn commit_resolved(
+        &self,
+        node: Node,
+        resolution: &Resolution,
+        outcome: Outcome,
+        source: Error,
+    ) -> diesel::result::QueryResult<()> {
+        let name = self.node_name(node).to_owned();
+        match outcome {
+            Outcome::Committed => {
+                tracing::warn!(
+                    target: "diesel_rw",
+                    node = %name,
+                    error = %source,
+                    "the reply to COMMIT was lost; the server reports the transaction committed"
+                );
+                Ok(())
+            }
+            Outcome::Aborted => Err(Error::NotCommitted {
+                node: name,
+                source: Box::new(source),
+            }
+            .into()),
+            Outcome::Unknown(reason) => Err(Error::CommitOutcomeUnknown {
+                node: name,
+                detail: format!(" ({reason}; {})", resolution.how_to_check()),
+                source: Box::new(source),
+            }
+            .into()),
+        }
     }
 
     /// Whether reads are timed (for slow-replica detection); when not, no clock is read.
@@ -521,11 +624,7 @@ impl RoutingCore {
         in_transaction: bool,
         error: diesel::result::Error,
     ) -> Failure {
-        let timed_out = matches!(
-            &error,
-            diesel::result::Error::QueryBuilderError(e)
-                if matches!(e.downcast_ref::<Error>(), Some(Error::Timeout { .. }))
-        );
+        let timed_out = is_timeout(&error);
         if !timed_out && !crate::error::is_connection_error(&error) {
             return Failure {
                 error,

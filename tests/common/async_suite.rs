@@ -23,8 +23,14 @@ macro_rules! async_routing_suite {
 
         type Conn = backend::AsyncConn;
 
+        /// The replica checkout timeout of these pools: generous, so that making a first
+        /// connection on a loaded machine never counts as the replica failing (the tests of
+        /// timeouts set their own).
+        const CHECKOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
         fn pool(bed: &Bed) -> AsyncRwPool<Conn> {
             AsyncRwPool::<Conn>::builder()
+                .replica_timeout(CHECKOUT)
                 .primary(&bed.primary)
                 .replica(&bed.replica)
                 .build()
@@ -209,6 +215,7 @@ macro_rules! async_routing_suite {
         async fn async_reads_inside_transaction_stay_on_primary() {
             let bed = bed!("async_reads_inside_transaction_stay_on_primary");
             let pool = AsyncRwPool::<Conn>::builder()
+                .replica_timeout(CHECKOUT)
                 .primary(&bed.primary)
                 .replica(&bed.replica)
                 .consistency(Consistency::Off)
@@ -278,6 +285,7 @@ macro_rules! async_routing_suite {
         async fn async_sticky_unit_of_work_reads_primary_after_write() {
             let bed = bed!("async_sticky_unit_of_work_reads_primary_after_write");
             let pool = AsyncRwPool::<Conn>::builder()
+                .replica_timeout(CHECKOUT)
                 .primary(&bed.primary)
                 .replica(&bed.replica)
                 .consistency(Consistency::UnitOfWork)
@@ -308,6 +316,7 @@ macro_rules! async_routing_suite {
         async fn async_sticky_window_expires() {
             let bed = bed!("async_sticky_window_expires");
             let pool = AsyncRwPool::<Conn>::builder()
+                .replica_timeout(CHECKOUT)
                 .primary(&bed.primary)
                 .replica(&bed.replica)
                 .consistency(Consistency::Window(Duration::from_millis(300)))
@@ -392,6 +401,7 @@ macro_rules! async_routing_suite {
             let bed = bed!("async_round_robin_spreads_reads");
             // The same server twice: two replica entries, told apart by their index.
             let pool = AsyncRwPool::<Conn>::builder()
+                .replica_timeout(CHECKOUT)
                 .primary(&bed.primary)
                 .replica(&bed.replica)
                 .replica(&bed.replica)
@@ -670,6 +680,7 @@ macro_rules! async_routing_suite {
             let bed = bed!("async_instrumentation_sees_node_queries_while_held");
             // One connection per node: the second checkout gets the same connections back.
             let pool = AsyncRwPool::<Conn>::builder()
+                .replica_timeout(CHECKOUT)
                 .primary(&bed.primary)
                 .replica(&bed.replica)
                 .max_size(1)
@@ -709,6 +720,7 @@ macro_rules! async_routing_suite {
         async fn async_begin_test_transaction_runs_on_primary_and_never_commits() {
             let bed = bed!("async_begin_test_transaction_runs_on_primary_and_never_commits");
             let pool = AsyncRwPool::<Conn>::builder()
+                .replica_timeout(CHECKOUT)
                 .primary(&bed.primary)
                 .replica(&bed.replica)
                 .max_size(1)
@@ -896,6 +908,7 @@ macro_rules! async_routing_suite {
             // One primary connection: whatever the next checkout gets is the one the cancelled
             // task held, or a new one.
             let pool = AsyncRwPool::<Conn>::builder()
+                .replica_timeout(CHECKOUT)
                 .primary(&bed.primary)
                 .replica(&bed.replica)
                 .max_size(1)

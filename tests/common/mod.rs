@@ -8,6 +8,8 @@ pub mod suite;
 #[macro_use]
 pub mod busy;
 #[macro_use]
+pub mod commit_outcome;
+#[macro_use]
 pub mod causal;
 #[cfg(feature = "async")]
 #[macro_use]
@@ -181,6 +183,24 @@ impl Flaky {
         match &self.kind {
             FlakyKind::Proxy(p) => p.set_delay(delay),
             FlakyKind::Dir { .. } => panic!("a SQLite file cannot be slowed"),
+        }
+    }
+
+    /// The next message containing `pattern` reaches the server; its reply is lost (the
+    /// client's connection is cut). A proxied node only.
+    pub fn lose_reply_to(&self, pattern: &[u8]) {
+        match &self.kind {
+            FlakyKind::Proxy(p) => p.lose_reply_to(pattern),
+            FlakyKind::Dir { .. } => panic!("a SQLite file has no replies to lose"),
+        }
+    }
+
+    /// The next message containing `pattern`, and all after it on that connection, never reach
+    /// the server; the connection stays open. A proxied node only.
+    pub fn swallow(&self, pattern: &[u8]) {
+        match &self.kind {
+            FlakyKind::Proxy(p) => p.swallow(pattern),
+            FlakyKind::Dir { .. } => panic!("a SQLite file has no messages to swallow"),
         }
     }
 

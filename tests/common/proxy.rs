@@ -18,6 +18,21 @@ pub struct Proxy {
     hung: Arc<AtomicBool>,
     /// Milliseconds each reply from the node is held before it is forwarded: a slow node.
     delay_ms: Arc<AtomicU64>,
+    /// An armed trap for the next client message that contains a pattern.
+    trap: ArmedTrap,
+}
+
+/// The pattern and what to do with the message that contains it, while armed.
+type ArmedTrap = Arc<Mutex<Option<(Vec<u8>, Trap)>>>;
+
+/// What happens to the first client message containing a pattern (see [`Proxy::lose_reply_to`],
+/// [`Proxy::swallow`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Trap {
+    /// Forwarded; the reply is not: the client's connection is cut when it comes.
+    LoseReply,
+    /// Not forwarded, nor anything after it on that connection; the connection stays open.
+    Swallow,
 }
 
 struct Running {
@@ -37,6 +52,7 @@ impl Proxy {
             running: Mutex::new(None),
             hung: Arc::new(AtomicBool::new(false)),
             delay_ms: Arc::new(AtomicU64::new(0)),
+            trap: Arc::new(Mutex::new(None)),
         };
         proxy.run(listener);
         proxy
@@ -53,6 +69,7 @@ impl Proxy {
         let target = self.target;
         let hung = self.hung.clone();
         let delay = self.delay_ms.clone();
+        let trap = self.trap.clone();
         let acceptor = {
             let stop = stop.clone();
             let streams = streams.clone();
@@ -68,13 +85,27 @@ impl Proxy {
                             s.push(client.try_clone().unwrap());
                             s.push(server.try_clone().unwrap());
                             let no_delay = Arc::new(AtomicU64::new(0));
+                            let cut = Arc::new(AtomicBool::new(false));
                             pipe(
                                 client.try_clone().unwrap(),
                                 server.try_clone().unwrap(),
-                                hung.clone(),
-                                no_delay,
+                                Link {
+                                    hung: hung.clone(),
+                                    delay_ms: no_delay,
+                                    trap: Some(trap.clone()),
+                                    cut: cut.clone(),
+                                },
                             );
-                            pipe(server, client, hung.clone(), delay.clone());
+                            pipe(
+                                server,
+                                client,
+                                Link {
+                                    hung: hung.clone(),
+                                    delay_ms: delay.clone(),
+                                    trap: None,
+                                    cut,
+                                },
+                            );
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                             std::thread::sleep(Duration::from_millis(2));
@@ -141,19 +172,74 @@ impl Proxy {
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream, hung: Arc<AtomicBool>, delay_ms: Arc<AtomicU64>) {
+impl Proxy {
+    /// The next client message containing `pattern` (e.g. `b"COMMIT"`) reaches the server, but
+    /// its reply does not: the client's connection is cut when the reply comes (the server did
+    /// the work; the client cannot know).
+    pub fn lose_reply_to(&self, pattern: &[u8]) {
+        *self.trap.lock().unwrap() = Some((pattern.to_vec(), Trap::LoseReply));
+    }
+
+    /// The next client message containing `pattern` never reaches the server, nor anything
+    /// after it on that connection, which stays open: the client waits for a reply that never
+    /// comes, and the server's session waits for a message that never comes.
+    pub fn swallow(&self, pattern: &[u8]) {
+        *self.trap.lock().unwrap() = Some((pattern.to_vec(), Trap::Swallow));
+    }
+}
+
+/// One direction of a forwarded connection.
+struct Link {
+    hung: Arc<AtomicBool>,
+    delay_ms: Arc<AtomicU64>,
+    /// Client to server only: the proxy's trap.
+    trap: Option<ArmedTrap>,
+    /// Set (client to server) when the next reply is to be lost; read server to client.
+    cut: Arc<AtomicBool>,
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream, link: Link) {
     use std::io::{Read, Write};
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 16 * 1024];
+        let mut swallowing = false;
         loop {
             let n = match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            while hung.load(Ordering::SeqCst) {
+            while link.hung.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            let delay = delay_ms.load(Ordering::SeqCst);
+            if swallowing {
+                continue;
+            }
+            if let Some(trap) = &link.trap {
+                let mut armed = trap.lock().unwrap();
+                let hit = armed.as_ref().and_then(|(pattern, kind)| {
+                    let found = buf[..n].windows(pattern.len()).any(|w| w == &pattern[..]);
+                    found.then_some(*kind)
+                });
+                match hit {
+                    Some(Trap::LoseReply) => {
+                        *armed = None;
+                        // Before the message goes out, so that its reply cannot slip through.
+                        link.cut.store(true, Ordering::SeqCst);
+                    }
+                    Some(Trap::Swallow) => {
+                        *armed = None;
+                        swallowing = true;
+                        continue;
+                    }
+                    None => {}
+                }
+            } else if link.cut.load(Ordering::SeqCst) {
+                // The reply is lost: the client's connection is cut instead.
+                let _ = to.shutdown(Shutdown::Both);
+                let _ = from.shutdown(Shutdown::Both);
+                break;
+            }
+            let delay = link.delay_ms.load(Ordering::SeqCst);
             if delay > 0 {
                 std::thread::sleep(Duration::from_millis(delay));
             }

@@ -18,8 +18,14 @@ macro_rules! routing_suite {
 
         type Conn = backend::Conn;
 
+        /// The replica checkout timeout of these pools: generous, so that making a first
+        /// connection on a loaded machine never counts as the replica failing (the tests of
+        /// timeouts set their own).
+        const CHECKOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
         fn pool(bed: &Bed) -> RwPool<Conn> {
             RwPool::<Conn>::builder()
+                .replica_timeout(CHECKOUT)
                 .primary(&bed.primary)
                 .replica(&bed.replica)
                 .build()
@@ -173,6 +179,7 @@ macro_rules! routing_suite {
         fn reads_inside_transaction_stay_on_primary() {
             let bed = bed!("reads_inside_transaction_stay_on_primary");
             let pool = RwPool::<Conn>::builder()
+                .replica_timeout(CHECKOUT)
                 .primary(&bed.primary)
                 .replica(&bed.replica)
                 .consistency(Consistency::Off)
@@ -241,6 +248,7 @@ macro_rules! routing_suite {
         fn sticky_unit_of_work_reads_primary_after_write() {
             let bed = bed!("sticky_unit_of_work_reads_primary_after_write");
             let pool = RwPool::<Conn>::builder()
+                .replica_timeout(CHECKOUT)
                 .primary(&bed.primary)
                 .replica(&bed.replica)
                 .consistency(Consistency::UnitOfWork)
@@ -276,6 +284,7 @@ macro_rules! routing_suite {
         fn sticky_window_expires() {
             let bed = bed!("sticky_window_expires");
             let pool = RwPool::<Conn>::builder()
+                .replica_timeout(CHECKOUT)
                 .primary(&bed.primary)
                 .replica(&bed.replica)
                 .consistency(Consistency::Window(Duration::from_millis(300)))
@@ -356,6 +365,7 @@ macro_rules! routing_suite {
             let bed = bed!("round_robin_spreads_reads");
             // The same server twice: two replica entries, told apart by their index.
             let pool = RwPool::<Conn>::builder()
+                .replica_timeout(CHECKOUT)
                 .primary(&bed.primary)
                 .replica(&bed.replica)
                 .replica(&bed.replica)
@@ -619,6 +629,7 @@ macro_rules! routing_suite {
             let bed = bed!("instrumentation_sees_node_queries_while_held");
             // One connection per node: the second checkout gets the same connections back.
             let pool = RwPool::<Conn>::builder()
+                .replica_timeout(CHECKOUT)
                 .primary(&bed.primary)
                 .replica(&bed.replica)
                 .max_size(1)

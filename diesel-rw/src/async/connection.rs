@@ -198,9 +198,7 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
             )));
         }
         self.ensure(Node::Primary).await?;
-        self.state
-            .sticky
-            .record_write(self.cluster.core.consistency);
+        self.state.routed_write(self.cluster.core.consistency);
         self.record(Route {
             node: Node::Primary,
             reason: Reason::Explicit,
@@ -345,9 +343,7 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
     /// A statement of kind `kind` goes `route`: a write makes the connection sticky.
     fn routed(&mut self, kind: StatementKind, route: Route) {
         if kind.is_write() {
-            self.state
-                .sticky
-                .record_write(self.cluster.core.consistency);
+            self.state.routed_write(self.cluster.core.consistency);
         }
         self.record(route);
     }
@@ -659,6 +655,22 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
         failure
     }
 
+    /// After a failed outermost `COMMIT` on `node`: if its connection still reports a
+    /// transaction (or an error state: the rollback diesel tried after the failed `COMMIT`
+    /// failed too), the connection is broken; it is given back (its pool discards it) and this
+    /// connection is no longer pinned, so it can be used again.
+    pub(crate) fn commit_broke(&mut self, node: Node) {
+        if self.state.transaction != Some(node) {
+            return;
+        }
+        self.state.transaction = None;
+        self.state.transaction_wrote = false;
+        match node {
+            Node::Primary => self.primary = None,
+            Node::Replica(i) => self.replicas[i] = None,
+        }
+    }
+
     /// The held connection of a node. Panics if it is not held: route or `ensure` first.
     pub(crate) fn node_conn(&mut self, node: Node) -> &mut C {
         match node {
@@ -728,7 +740,7 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
 /// Runs a statement of `kind` on `node` until its deadline (see [`RoutingCore::deadline`]):
 /// past it, the future (and with it the statement) is dropped and the result is
 /// [`Error::Timeout`].
-async fn within<T>(
+pub(crate) async fn within<T>(
     core: &RoutingCore,
     node: Node,
     kind: StatementKind,

@@ -4,11 +4,15 @@ use diesel::connection::TransactionManagerStatus;
 use diesel::result::QueryResult;
 use diesel_async::{AsyncConnection, TransactionManager};
 
+use super::connection::within;
 use super::connection::AsyncRwConnection;
 use super::node::AsyncPoolable;
+use super::pool::Cluster;
+use crate::backend::RwBackend;
 use crate::classify::StatementKind;
+use crate::commit_outcome::{Next, Outcome, Resolution, TxRef};
 use crate::error::Error;
-use crate::route::Node;
+use crate::route::{CommitFailed, Node};
 
 /// The transaction manager of [`AsyncRwConnection`], the async twin of
 /// [`RwTransactionManager`](crate::RwTransactionManager).
@@ -35,6 +39,7 @@ impl<C: AsyncPoolable> TransactionManager<AsyncRwConnection<C>> for AsyncRwTrans
             return match begun {
                 Ok(()) => {
                     conn.state.transaction = Some(node);
+                    conn.state.transaction_wrote = false;
                     Ok(())
                 }
                 Err(e) => Err(conn.statement_failed(node, StatementKind::Read, e).error),
@@ -56,9 +61,67 @@ impl<C: AsyncPoolable> TransactionManager<AsyncRwConnection<C>> for AsyncRwTrans
             Inner::<C>::transaction_manager_status_mut(conn.node_conn(node)).transaction_depth(),
             Ok(Some(d)) if d.get() == 1
         );
-        let result = Inner::<C>::commit_transaction(conn.node_conn(node)).await;
+        let queries = <C::Backend as RwBackend>::COMMIT_STATUS;
+        let cluster = conn.cluster.clone();
+        let captured = match queries {
+            Some(q) if outermost && conn.state.transaction_wrote => {
+                let capture = C::query_text(conn.node_conn(node), q.capture);
+                match within(&cluster.core, node, StatementKind::Write, capture).await {
+                    Ok(answer) => answer.as_deref().and_then(TxRef::parse),
+                    Err(e) => match cluster.core.capture_failed(node, e) {
+                        Ok(not_committed) => {
+                            conn.commit_broke(node);
+                            return Err(not_committed);
+                        }
+                        Err(error) => {
+                            // The server refused it (a statement timeout, say): on
+                            // PostgreSQL that aborts the transaction, whose COMMIT would then
+                            // roll back and report success. Roll back, report the error.
+                            let _ = Inner::<C>::rollback_transaction(conn.node_conn(node)).await;
+                            after_step(conn, node, false);
+                            return Err(error);
+                        }
+                    },
+                }
+            }
+            _ => None,
+        };
+        // A COMMIT has the write deadline: past it the reply counts as lost.
+        let result = within(
+            &cluster.core,
+            node,
+            StatementKind::Write,
+            Inner::<C>::commit_transaction(conn.node_conn(node)),
+        )
+        .await;
         after_step(conn, node, result.is_ok());
-        result.map_err(|error| conn.cluster.core.commit_failed(node, outermost, error))
+        let Err(error) = result else {
+            return Ok(());
+        };
+        let budget = cluster.primary.timeout();
+        match cluster
+            .core
+            .commit_failed(node, outermost, error, queries, captured, budget)
+        {
+            CommitFailed::Final(error) => {
+                if outermost {
+                    conn.commit_broke(node);
+                }
+                Err(error)
+            }
+            CommitFailed::Resolve(mut resolution, source) => {
+                conn.commit_broke(node);
+                let outcome = resolve(&cluster, &mut resolution).await;
+                let committed = outcome == Outcome::Committed;
+                let result = cluster
+                    .core
+                    .commit_resolved(node, &resolution, outcome, source);
+                if committed && node == Node::Primary && conn.state.sticky.has_written() {
+                    conn.state.sticky.record_write(cluster.core.consistency);
+                }
+                result
+            }
+        }
     }
 
     fn transaction_manager_status_mut(
@@ -75,6 +138,37 @@ impl<C: AsyncPoolable> TransactionManager<AsyncRwConnection<C>> for AsyncRwTrans
     fn is_broken_transaction_manager(conn: &mut AsyncRwConnection<C>) -> bool {
         conn.held_mut()
             .any(|c| Inner::<C>::is_broken_transaction_manager(c))
+    }
+}
+
+/// Drives a lost `COMMIT`'s [`Resolution`] on fresh connections to the primary, each query
+/// within the node's timeout.
+async fn resolve<C: AsyncPoolable>(cluster: &Cluster<C>, resolution: &mut Resolution) -> Outcome {
+    let mut next = resolution.start();
+    loop {
+        next = match next {
+            Next::Done(outcome) => return outcome,
+            Next::Sleep(pause) => {
+                tokio::time::sleep(pause).await;
+                resolution.resume()
+            }
+            Next::Query(sql) => {
+                let ask = async {
+                    let mut held = cluster
+                        .primary
+                        .checkout()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    C::query_text(&mut held, &sql)
+                        .await
+                        .map_err(|e| e.to_string())
+                };
+                let answer = tokio::time::timeout(cluster.primary.timeout(), ask)
+                    .await
+                    .unwrap_or_else(|_| Err("no answer within the node's timeout".into()));
+                resolution.answer(answer)
+            }
+        };
     }
 }
 

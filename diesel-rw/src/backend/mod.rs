@@ -79,11 +79,32 @@ pub trait RwBackend: Backend<QueryBuilder: Default> + Default {
     /// lag cannot be measured.
     const POSITIONS: Option<PositionQueries> = None;
 
+    /// How the backend tells the outcome of a transaction whose `COMMIT` reply was lost, if it
+    /// can (PostgreSQL: `txid_status`). Without them, such a commit is
+    /// [`Error::CommitOutcomeUnknown`](crate::Error::CommitOutcomeUnknown).
+    const COMMIT_STATUS: Option<CommitStatusQueries> = None;
+
     /// Runs `sql`, a query returning one nullable text value, on a sync connection.
     fn query_text<C: LoadConnection<Backend = Self>>(
         conn: &mut C,
         sql: &str,
     ) -> QueryResult<Option<String>>;
+}
+
+/// How a backend tells, from any session, whether a transaction committed: for a `COMMIT`
+/// whose reply was lost (the connection broke after it was sent).
+#[derive(Clone, Copy, Debug)]
+pub struct CommitStatusQueries {
+    /// In the transaction, just before its `COMMIT`: `"<transaction id>:<server process id>"`,
+    /// or NULL when the transaction has no id (it changed nothing, so its outcome does not
+    /// matter). Run only for transactions that wrote.
+    pub capture: &'static str,
+    /// Any session: the status of transaction `xid`, one of `committed`, `aborted` and
+    /// `in progress`, or NULL when the server no longer knows it.
+    pub status: fn(xid: u64) -> String,
+    /// Any session: ends server process `pid` if it still runs transaction `xid` (its client
+    /// is gone), so that the transaction ends (rolled back, unless its commit was under way).
+    pub terminate: fn(xid: u64, pid: i64) -> String,
 }
 
 /// How a backend reports replication positions.

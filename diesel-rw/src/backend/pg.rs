@@ -2,7 +2,7 @@
 
 use diesel::pg::Pg;
 
-use super::{PositionQueries, RwBackend};
+use super::{CommitStatusQueries, PositionQueries, RwBackend};
 use crate::consistency::Position;
 use crate::error::Error;
 use crate::url::{check_network_url, NodeUrl};
@@ -19,6 +19,21 @@ impl RwBackend for Pg {
         replayed: "SELECT pg_last_wal_replay_lsn()::text AS value",
         parse: Position::parse_lsn,
         wait: None,
+    });
+
+    const COMMIT_STATUS: Option<CommitStatusQueries> = Some(CommitStatusQueries {
+        capture:
+            "SELECT txid_current_if_assigned()::text || ':' || pg_backend_pid()::text AS value",
+        status: |xid| format!("SELECT txid_status({xid})::text AS value"),
+        // `backend_xid` is the 32-bit id: the low half of the epoch-extended one. Checking it
+        // makes sure no other session that reused the process id is ended.
+        terminate: |xid, pid| {
+            format!(
+                "SELECT pg_terminate_backend(pid)::text AS value FROM pg_stat_activity \
+                 WHERE pid = {pid} AND backend_xid = '{}'::xid",
+                xid & 0xFFFF_FFFF
+            )
+        },
     });
 
     query_text_impl!();

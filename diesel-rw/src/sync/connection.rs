@@ -155,9 +155,7 @@ where
             )));
         }
         self.ensure(Node::Primary)?;
-        self.state
-            .sticky
-            .record_write(self.cluster.core.consistency);
+        self.state.routed_write(self.cluster.core.consistency);
         self.record(Route {
             node: Node::Primary,
             reason: Reason::Explicit,
@@ -205,9 +203,7 @@ where
         let decision = self.state.decide(kind, self.core().consistency, sql)?;
         let route = self.resolve(decision)?;
         if kind.is_write() {
-            self.state
-                .sticky
-                .record_write(self.cluster.core.consistency);
+            self.state.routed_write(self.cluster.core.consistency);
         }
         self.record(route);
         Ok(route.node)
@@ -388,6 +384,22 @@ where
             }
         }
         failure
+    }
+
+    /// After a failed outermost `COMMIT` on `node`: if its connection still reports a
+    /// transaction (or an error state: the rollback diesel tried after the failed `COMMIT`
+    /// failed too), the connection is broken; it is given back (its pool discards it) and this
+    /// connection is no longer pinned, so it can be used again.
+    pub(crate) fn commit_broke(&mut self, node: Node) {
+        if self.state.transaction != Some(node) {
+            return;
+        }
+        self.state.transaction = None;
+        self.state.transaction_wrote = false;
+        match node {
+            Node::Primary => self.primary = None,
+            Node::Replica(i) => self.replicas[i] = None,
+        }
     }
 
     /// Reads the primary's position after writes committed (once per burst of writes, just

@@ -7,8 +7,9 @@ use diesel::result::QueryResult;
 use super::connection::RwConnection;
 use crate::backend::RwBackend;
 use crate::classify::StatementKind;
+use crate::commit_outcome::{Next, Outcome, Resolution, TxRef};
 use crate::error::Error;
-use crate::route::Node;
+use crate::route::{CommitFailed, Node};
 
 /// The transaction manager of [`RwConnection`].
 ///
@@ -35,6 +36,7 @@ where
             return match begun {
                 Ok(()) => {
                     conn.state.transaction = Some(node);
+                    conn.state.transaction_wrote = false;
                     Ok(())
                 }
                 Err(e) => Err(conn.statement_failed(node, StatementKind::Read, e).error),
@@ -56,9 +58,60 @@ where
             C::TransactionManager::transaction_manager_status_mut(conn.node_conn(node)).transaction_depth(),
             Ok(Some(d)) if d.get() == 1
         );
+        let queries = <C::Backend as RwBackend>::COMMIT_STATUS;
+        let captured = match queries {
+            Some(q) if outermost && conn.state.transaction_wrote => {
+                match <C::Backend as RwBackend>::query_text(conn.node_conn(node), q.capture) {
+                    Ok(answer) => answer.as_deref().and_then(TxRef::parse),
+                    Err(e) => match conn.cluster.core.capture_failed(node, e) {
+                        Ok(not_committed) => {
+                            conn.commit_broke(node);
+                            return Err(not_committed);
+                        }
+                        Err(error) => {
+                            // The server refused it (a statement timeout, say): on
+                            // PostgreSQL that aborts the transaction, whose COMMIT would then
+                            // roll back and report success. Roll back, report the error.
+                            let _ =
+                                C::TransactionManager::rollback_transaction(conn.node_conn(node));
+                            after_step(conn, node, false);
+                            return Err(error);
+                        }
+                    },
+                }
+            }
+            _ => None,
+        };
         let result = C::TransactionManager::commit_transaction(conn.node_conn(node));
         after_step(conn, node, result.is_ok());
-        result.map_err(|error| conn.cluster.core.commit_failed(node, outermost, error))
+        let Err(error) = result else {
+            return Ok(());
+        };
+        let budget = conn.cluster.primary.timeout();
+        let core = &conn.cluster.core;
+        match core.commit_failed(node, outermost, error, queries, captured, budget) {
+            CommitFailed::Final(error) => {
+                if outermost {
+                    conn.commit_broke(node);
+                }
+                Err(error)
+            }
+            CommitFailed::Resolve(mut resolution, source) => {
+                conn.commit_broke(node);
+                let outcome = resolve(conn, &mut resolution);
+                let committed = outcome == Outcome::Committed;
+                let result = conn
+                    .cluster
+                    .core
+                    .commit_resolved(node, &resolution, outcome, source);
+                if committed && node == Node::Primary && conn.state.sticky.has_written() {
+                    conn.state
+                        .sticky
+                        .record_write(conn.cluster.core.consistency);
+                }
+                result
+            }
+        }
     }
 
     fn transaction_manager_status_mut(conn: &mut RwConnection<C>) -> &mut TransactionManagerStatus {
@@ -68,6 +121,36 @@ where
             }
             None => conn.idle_status(),
         }
+    }
+}
+
+/// Drives a lost `COMMIT`'s [`Resolution`] on fresh connections to the primary.
+fn resolve<C>(conn: &RwConnection<C>, resolution: &mut Resolution) -> Outcome
+where
+    C: R2D2Connection + LoadConnection + 'static,
+    C::Backend: RwBackend,
+{
+    let mut next = resolution.start();
+    loop {
+        next = match next {
+            Next::Done(outcome) => return outcome,
+            Next::Sleep(pause) => {
+                std::thread::sleep(pause);
+                resolution.resume()
+            }
+            Next::Query(sql) => {
+                let answer = conn
+                    .cluster
+                    .primary
+                    .checkout()
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut held| {
+                        <C::Backend as RwBackend>::query_text(&mut *held, &sql)
+                            .map_err(|e| e.to_string())
+                    });
+                resolution.answer(answer)
+            }
+        };
     }
 }
 
