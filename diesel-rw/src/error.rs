@@ -360,6 +360,48 @@ pub enum Error {
         /// The table (and key) the checkpoint records.
         found: String,
     },
+
+    /// Migration toolkit, verify: a column's type is one the verifier cannot compare by value
+    /// (e.g. PostgreSQL `interval`, `money`, arrays; MariaDB spatial types). Nothing was read
+    /// or written. Name how to compare it (`Verify::compare_as`, e.g. `Canon::Plain` for a
+    /// type whose text output is exact), or leave the table out.
+    #[error("table `{table}`: the verifier cannot compare column `{column}` of type `{type_name}` by value: compare it as another type with Verify::compare_as (e.g. Canon::Plain: the server's text output), or leave the table out; nothing was read or written")]
+    UncomparableType {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+        /// Its declared type.
+        type_name: String,
+    },
+
+    /// Migration toolkit, verify: a column has types on the two sides whose values cannot be
+    /// compared (e.g. text on one, integer on the other). Nothing was read or written. Make the
+    /// types agree, or compare the column as one class on both (`Verify::compare_as`).
+    #[error("table `{table}`: column `{column}` is `{source_type}` on the source and `{destination_type}` on the destination, which do not compare by value: make the types agree or use Verify::compare_as; nothing was read or written")]
+    ColumnTypesDiffer {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+        /// Its type on the source (and how it would be compared).
+        source_type: String,
+        /// Its type on the destination.
+        destination_type: String,
+    },
+
+    /// Migration toolkit, verify and repair: the table's key is not the same on the two
+    /// sides, so their rows cannot be matched. Nothing was read or written. Give both the same
+    /// primary key, or name the key with `TableSpec::key`.
+    #[error("table `{table}` has the key ({}) on the source and ({}) on the destination: rows cannot be matched; give both the same primary key or name one with TableSpec::key; nothing was read or written", source_key.join(", "), destination_key.join(", "))]
+    KeysDiffer {
+        /// The table.
+        table: String,
+        /// The source's key columns.
+        source_key: Vec<String>,
+        /// The destination's key columns.
+        destination_key: Vec<String>,
+    },
 }
 
 /// The result type of diesel-rw's own operations.

@@ -45,11 +45,14 @@
 //! # #[cfg(not(feature = "sqlite"))] fn main() {}
 //! ```
 
+pub mod canonical;
 pub mod backfill;
 pub mod checkpoint;
 pub mod dialect;
 pub mod key;
+pub mod repair;
 pub mod table;
+pub mod verify;
 
 pub use backfill::{Backfill, BackfillReport, Progress};
 pub use checkpoint::{Checkpoint, CHECKPOINT_TABLE};

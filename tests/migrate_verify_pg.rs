@@ -1,0 +1,162 @@
+//! Verify and Repair on PostgreSQL: source 55432, destination 55434 (`scripts/db up`), tables
+//! `mig2_*` in the default schema.
+#![cfg(feature = "postgres")]
+
+mod common;
+#[macro_use]
+#[path = "common/migrate_verify.rs"]
+mod mv;
+
+use diesel::prelude::*;
+use mv::{eq, ne, Canon, Case, Values, VerifyBed, Writer};
+
+struct Pg;
+
+impl VerifyBed for Pg {
+    type Conn = PgConnection;
+    const NAME: &'static str = "PostgreSQL";
+    const BIGINT: &'static str = "BIGINT";
+    const TEXT: &'static str = "TEXT";
+    const DECIMAL: &'static str = "NUMERIC(12,2)";
+    const TIMESTAMPTZ: &'static str = "TIMESTAMPTZ";
+    const NOW: &'static str = "clock_timestamp()";
+    const UNCOMPARABLE: Option<(&'static str, &'static str, Canon)> =
+        Some(("INTERVAL", "'1 day'", Canon::Plain));
+
+    fn urls(_test: &str) -> Option<(String, String)> {
+        let (src, dst) = (common::pg::primary_url(), common::pg::dest_url());
+        for url in [&src, &dst] {
+            if let Err(e) = PgConnection::establish(url) {
+                common::unavailable(common::pg::NAME, &e.to_string());
+                return None;
+            }
+        }
+        Some((src, dst))
+    }
+
+    fn connect(url: &str) -> PgConnection {
+        PgConnection::establish(url).unwrap()
+    }
+
+    fn text(expr: &str) -> String {
+        format!("({expr})::text")
+    }
+
+    fn double_writer(src: &str, dst: &str) -> Writer {
+        double_writer!(PgConnection, src, dst, "")
+    }
+
+    fn cases(values: Values) -> Case {
+        match values {
+            Values::NullEmptyTrailing => Case::new(
+                "VARCHAR(10)",
+                vec![
+                    ne("NULL", "''"),
+                    ne("'a'", "'a '"),
+                    ne("' a'", "'a'"),
+                    eq("''", "''"),
+                    eq("NULL", "NULL"),
+                    eq("'x y'", "'x y'"),
+                ],
+            ),
+            Values::FixedChar => Case::new(
+                "CHAR(4)",
+                vec![
+                    eq("'a'", "'a   '"),
+                    eq("'ab'", "'ab'"),
+                    ne("'a'", "' a'"),
+                    ne("NULL", "''"),
+                ],
+            ),
+            Values::NumericScale => Case {
+                source_type: "NUMERIC(12,2)",
+                destination_type: "NUMERIC",
+                pairs: vec![
+                    eq("1.50", "1.5"),
+                    eq("100", "100.000"),
+                    eq("-0.00", "0"),
+                    ne("1.5", "1.51"),
+                    ne("10", "1"),
+                    eq("'NaN'", "'NaN'"),
+                ],
+                source_session: "",
+                destination_session: "",
+            },
+            Values::Float => Case::new(
+                "DOUBLE PRECISION",
+                vec![
+                    ne("0.1::float8 + 0.2::float8", "0.3"),
+                    eq("'-0'", "0"),
+                    eq("'NaN'", "'NaN'"),
+                    ne("'0.3333333333333333'", "'0.33333333333333337'"),
+                    eq("1e308", "1e308"),
+                    ne("'Infinity'", "'-Infinity'"),
+                    eq("1::float8 / 3", "'0.3333333333333333'"),
+                ],
+            ),
+            Values::Timestamps => Case {
+                source_type: "TIMESTAMPTZ",
+                destination_type: "TIMESTAMPTZ(3)",
+                pairs: vec![
+                    // The destination's session is at +05:30: its literal without an offset
+                    // is that wall clock there.
+                    eq("'2020-01-01 02:00:00+02'", "'2020-01-01 05:30:00'"),
+                    ne("'2020-01-01 00:00:00+00'", "'2020-01-01 00:00:00'"),
+                    eq("'2020-01-01 00:00:00.5+00'", "'2020-01-01 00:00:00.500+00'"),
+                    ne("'2020-01-01 00:00:00.5+00'", "'2020-01-01 00:00:00.501+00'"),
+                    eq("'infinity'", "'infinity'"),
+                ],
+                source_session: "SET TIME ZONE 'UTC'",
+                destination_session: "SET TIME ZONE 'Asia/Kolkata'",
+            },
+            Values::WallClock => Case {
+                source_type: "TIMESTAMP",
+                destination_type: "TIMESTAMP(3)",
+                pairs: vec![
+                    eq("'2020-01-01 00:00:00'", "'2020-01-01 00:00:00.000'"),
+                    ne("'2020-01-01 00:00:00'", "'2020-01-01 00:00:01'"),
+                    eq("'2020-01-01 10:00:00.25'", "'2020-01-01 10:00:00.250'"),
+                ],
+                source_session: "SET TIME ZONE 'UTC'",
+                destination_session: "SET TIME ZONE 'Asia/Kolkata'",
+            },
+            Values::Binary => Case {
+                destination_session: "SET bytea_output = 'escape'",
+                ..Case::new(
+                    "BYTEA",
+                    vec![
+                        eq("'\\x00ff'", "'\\x00ff'"),
+                        ne("'\\x00'", "'\\x0000'"),
+                        ne("'\\x'", "NULL"),
+                        ne("'\\x41'", "'\\x61'"),
+                    ],
+                )
+            },
+            Values::Json => Case {
+                source_type: "JSON",
+                destination_type: "JSONB",
+                pairs: vec![
+                    eq(r#"'{"b":1, "a":[1, 2]}'"#, r#"'{"a":[1,2],"b":1}'"#),
+                    ne(r#"'{"a":[1,2]}'"#, r#"'{"a":[2,1]}'"#),
+                    ne(r#"'{"a":"1"}'"#, r#"'{"a":1}'"#),
+                    eq("'[]'", "' [ ] '"),
+                    ne("'null'", "NULL"),
+                ],
+                source_session: "",
+                destination_session: "",
+            },
+            Values::Unicode => Case::new(
+                "TEXT",
+                vec![
+                    ne("chr(233)", "'e' || chr(769)"),
+                    eq("'日本語'", "'日本語'"),
+                    ne("'ß'", "'ss'"),
+                    eq("'😀'", "'😀'"),
+                    ne("'a'", "'A'"),
+                ],
+            ),
+        }
+    }
+}
+
+migrate_verify_suite!(crate::Pg);
