@@ -15,7 +15,7 @@ use crate::route::Role;
 #[non_exhaustive]
 pub enum Error {
     /// A connection URL could not be used. The URL in the message has its password redacted.
-    #[error("invalid database URL `{url}`: {reason}")]
+    #[error("invalid database URL `{url}`: {reason}; fix the URL")]
     InvalidUrl {
         /// The URL as given, password redacted.
         url: String,
@@ -104,7 +104,7 @@ pub enum Error {
     },
 
     /// A connection could not be checked out of a node's pool.
-    #[error("could not get a connection to {role} `{node}` within {timeout:?}: {source}")]
+    #[error("could not get a connection to {role} `{node}` within {timeout:?}: {source}; check that the server is up and reachable at that URL (a replica's reads go to another node meanwhile)")]
     Checkout {
         /// The node's role.
         role: Role,
@@ -118,7 +118,7 @@ pub enum Error {
     },
 
     /// A connection could not be established.
-    #[error("could not connect to {role} `{node}`: {source}")]
+    #[error("could not connect to {role} `{node}`: {source}; check that the server is up and reachable, and the URL's user, password and database")]
     Connect {
         /// The node's role.
         role: Role,
