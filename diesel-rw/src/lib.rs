@@ -59,6 +59,7 @@
 //! node's role, its URL (password redacted) and the reason. Ejections are WARN events.
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
 
 #[cfg(feature = "async")]
