@@ -1,5 +1,5 @@
-//! The canonical text of a value, per backend: what [`verify`](super::verify) hashes, so that
-//! two servers of the same backend give equal text for equal values and different text for
+//! Values compared by value, per backend: what [`verify`](super::verify) hashes, so that two
+//! servers of the same backend give equal hashes for equal values and different hashes for
 //! different values, whatever the driver, the session settings or the column's declared
 //! precision.
 //!
@@ -16,20 +16,23 @@
 //! | `Char`           | the same characters once trailing spaces are removed (`CHAR(n)` semantics: `'a'` = `'a  '`) | leading spaces, any other character |
 //! | `Binary`         | the same bytes                                                 | any other byte, trailing `0x00` too |
 //! | `Bool`           | the same truth value                                           | |
-//! | `Date`, `Time`   | the same day / time of day (fractions compared by value)      | |
+//! | `Date`, `Time`   | the same day / time of day (fractions compared by value; `timetz` in UTC) | |
 //! | `Timestamp`      | the same wall-clock instant, fractions by value (`.5` = `.500000`) | |
 //! | `TimestampTz`    | the same instant in UTC: the session time zone never matters  | |
-//! | `Json`           | the same document once whitespace and object key order are normalised | any other value, array order |
+//! | `Json`           | the same document once whitespace and object key order are normalised (numbers by value on PostgreSQL and MariaDB) | any other value, array order |
 //! | `Uuid`           | the same UUID                                                  | |
 //! | `Plain`          | the server's own text output of the value (enums, `inet`, ...) | |
 //!
 //! NULL is never equal to any value, the empty string included. Backend notes:
 //!
-//! - **PostgreSQL**: numerics through `trim_scale`, floats by their IEEE bits (`float8send`),
-//!   timestamps through `extract(epoch ...)` (exact to the microsecond, independent of
-//!   `TimeZone` and `DateStyle`), bytea through `encode(..., 'hex')` (independent of
-//!   `bytea_output`), `json` through `::jsonb` (so a `json` and a `jsonb` document compare by
-//!   value; JSON numbers keep their written scale there: `1.0` ≠ `1`).
+//! - **PostgreSQL**: the checksums and digests do not render values as text: each value goes
+//!   through its type's own 64-bit hash function, the one hash indexes use, which agrees with
+//!   the type's equality (see [`row_hash_sql`]): numerics whatever their scale, floats with
+//!   `-0` = `0` and NaN = NaN, `timestamptz` as the instant (never the session's `TimeZone`),
+//!   `json` through `::jsonb` (so a `json` and a `jsonb` document compare by value, and JSON
+//!   numbers by value too: `1.0` = `1`). Types without such a function are hashed from their
+//!   canonical text ([`value_sql`]: dates as day numbers, times in seconds, bytea in hex
+//!   whatever `bytea_output`, `CHAR(n)` without trailing spaces).
 //! - **MariaDB/MySQL**: text converted to `utf8mb4` and compared as bytes (the column's
 //!   collation, e.g. case-insensitive or PAD SPACE, does not make different values equal),
 //!   `TIMESTAMP` through `UNIX_TIMESTAMP` (independent of `time_zone`), `DATETIME` through
@@ -39,6 +42,15 @@
 //!   the same number are equal (`1` = `1.0`), reals printed with 17 significant digits, text
 //!   timestamps normalised to UTC (`'2020-01-01 02:00:00+02:00'` = `'2020-01-01 00:00:00'`),
 //!   JSON through `json_tree` (every path and atom, sorted by path).
+//!
+//! **Not compared** (an [`Error::UncomparableType`](crate::Error::UncomparableType) naming the
+//! column, unless [`Verify::compare_as`](super::verify::Verify::compare_as) says how):
+//! PostgreSQL `interval` (`1 day` and `24 hours` are equal to its `=`, not to a migration),
+//! `money` (locale-formatted), arrays, composite, range, geometric, `xml`, `tsvector` and
+//! user-defined types (an enum compares with [`Canon::Plain`]); MariaDB spatial types
+//! (`GEOMETRY`, `POINT`, ...: [`Canon::Binary`] compares their WKB bytes). SQLite's dynamic
+//! typing has nothing it cannot compare. Tables whose key types differ between the sides, or
+//! whose columns are of incompatible classes, are refused too.
 //!
 //! ```
 //! use diesel_rw::migrate::canonical::Canon;
