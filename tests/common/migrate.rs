@@ -468,11 +468,42 @@ macro_rules! migrate_backfill_suite {
         }
 
         #[test]
+        fn backfill_copies_into_a_destination_with_more_columns() {
+            let bed = bed!("morecols");
+            bed.reset::<Conn>(&[]);
+            let t = &bed.table;
+            bed.both::<Conn>(&typed_table_sql(D, t));
+            let mut src: Conn = conn(&bed.src);
+            let mut dst: Conn = conn(&bed.dst);
+            dst.batch_execute(&format!("ALTER TABLE {t} ADD COLUMN extra VARCHAR(10) DEFAULT 'dflt'"))
+                .unwrap();
+            for i in 1..=120 {
+                src.batch_execute(&typed_row_sql(D, t, i)).unwrap();
+            }
+            let report = Backfill::new(t.as_str()).chunk_size(50).target_chunk_time(None).run(&mut src, &mut dst).unwrap();
+            assert_eq!((report.progress.rows_copied, report.progress.rows_inserted), (120, 120));
+            assert_eq!(count(&mut dst, &format!("{t} WHERE extra = 'dflt'")), 120);
+            dst.batch_execute(&format!("ALTER TABLE {t} DROP COLUMN extra")).unwrap();
+            assert_same_rows(&dump(&mut src, t), &dump(&mut dst, t));
+            bed.reset::<Conn>(&[]);
+        }
+
+        #[test]
         fn backfill_keeps_the_rows_that_concurrent_double_writes_wrote() {
+            let bed = bed!("concurrent");
+            concurrent_double_writes(bed, false);
+        }
+
+        #[test]
+        fn overlapped_backfill_keeps_the_rows_that_concurrent_double_writes_wrote() {
+            let bed = bed!("concurrent_ov");
+            concurrent_double_writes(bed, true);
+        }
+
+        fn concurrent_double_writes(bed: MigBed, overlapped: bool) {
             use diesel_rw::double_write::{DoubleWrite, Pattern, PatternSwitch};
             use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
             use std::sync::Arc;
-            let bed = bed!("concurrent");
             bed.reset::<Conn>(&[]);
             let t = bed.table.clone();
             bed.both::<Conn>(&plain_table_sql(&t));
@@ -540,12 +571,16 @@ macro_rules! migrate_backfill_suite {
                 .collect();
             wait_for(120, "the writers start", || writes.load(Ordering::Relaxed) > 50);
             let before = writes.load(Ordering::Relaxed);
-            let report = Backfill::new(t.as_str())
+            let mut backfill = Backfill::new(t.as_str())
                 .chunk_size(50)
                 .target_chunk_time(None)
-                .pause(std::time::Duration::from_millis(2))
-                .run(&mut src, &mut dst)
-                .unwrap();
+                .pause(std::time::Duration::from_millis(2));
+            let report = if overlapped {
+                let mut second: Conn = conn(&bed.src);
+                backfill.run_overlapped(&mut src, &mut second, &mut dst).unwrap()
+            } else {
+                backfill.run(&mut src, &mut dst).unwrap()
+            };
             let during = writes.load(Ordering::Relaxed) - before;
             stop.store(true, Ordering::Relaxed);
             for w in writers {
@@ -588,6 +623,37 @@ macro_rules! migrate_backfill_suite {
             assert_eq!(second.resumed_after, Some(Key::new(vec!["280".into()])));
             assert_eq!(second.progress.rows_this_run, 720);
             assert_eq!(second.progress.rows_copied, 1000);
+            assert_eq!(inserts(&mut dst, t), (1000, 1), "each row inserted once");
+            assert_same_rows(&dump(&mut src, t), &dump(&mut dst, t));
+            bed.reset::<Conn>(&["_ins"]);
+        }
+
+        #[test]
+        fn overlapped_backfill_resumes_and_copies_each_row_once() {
+            let bed = bed!("resume_ov");
+            bed.reset::<Conn>(&["_ins"]);
+            let t = &bed.table;
+            bed.both::<Conn>(&plain_table_sql(t));
+            let (mut src, mut second, mut dst): (Conn, Conn, Conn) = (conn(&bed.src), conn(&bed.src), conn(&bed.dst));
+            count_inserts::<Conn>(&bed);
+            fill_plain(&mut src, t, 1, 1001);
+            let first = Backfill::new(t.as_str())
+                .chunk_size(70)
+                .target_chunk_time(None)
+                .stop_after_chunks(5)
+                .run_overlapped(&mut src, &mut second, &mut dst)
+                .unwrap();
+            assert!(!first.done);
+            assert_eq!(first.progress.rows_copied, 350);
+            assert_eq!(count(&mut dst, t), 350, "the chunk read ahead was not written");
+            let second_run = Backfill::new(t.as_str())
+                .chunk_size(70)
+                .target_chunk_time(None)
+                .run_overlapped(&mut src, &mut second, &mut dst)
+                .unwrap();
+            assert!(second_run.done);
+            assert_eq!(second_run.resumed_after, Some(Key::new(vec!["350".into()])));
+            assert_eq!(second_run.progress.rows_copied, 1000);
             assert_eq!(inserts(&mut dst, t), (1000, 1), "each row inserted once");
             assert_same_rows(&dump(&mut src, t), &dump(&mut dst, t));
             bed.reset::<Conn>(&["_ins"]);

@@ -29,12 +29,13 @@
 //! it commits either, and the chunk's share lock waits for the source's commit), or let
 //! Verify and Repair converge such rows afterwards.
 
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
 use super::checkpoint::Checkpoint;
-use super::dialect::{Binds, MigrateConnection};
+use super::dialect::{Binds, Dialect, MigrateConnection};
 use super::key::{Key, KeyRange};
 use super::table::{Table, TableSpec};
 
@@ -273,6 +274,33 @@ impl Backfill {
         src: &mut C,
         dst: &mut C,
     ) -> Result<BackfillReport> {
+        self.run_inner(src, None, dst)
+    }
+
+    /// [`run`](Self::run) with a second connection to the source (e.g. a second one from the
+    /// same pool), so that the next chunk is read, under its own lock and transaction, while
+    /// the destination writes the current one: reading and writing overlap, on different
+    /// servers. Each chunk's lock is still held until the destination has committed it. On
+    /// SQLite (one writer at a time) this is [`run`](Self::run). A chunk is not run again on a
+    /// deadlock in this mode: the error is returned, and the next run resumes.
+    pub fn run_overlapped<C: MigrateConnection>(
+        &mut self,
+        src: &mut C,
+        second_src: &mut C,
+        dst: &mut C,
+    ) -> Result<BackfillReport> {
+        if C::DIALECT == Dialect::Sqlite {
+            return self.run_inner(src, None, dst);
+        }
+        self.run_inner(src, Some(second_src), dst)
+    }
+
+    fn run_inner<C: MigrateConnection>(
+        &mut self,
+        src: &mut C,
+        second_src: Option<&mut C>,
+        dst: &mut C,
+    ) -> Result<BackfillReport> {
         let setup = C::DIALECT.session_setup();
         if !setup.is_empty() {
             src.execute_binds(setup, &[])?;
@@ -335,38 +363,64 @@ impl Backfill {
             done = cp.done,
             "backfill starts"
         );
-        while !cp.done && self.stop_after.is_none_or(|n| chunks < n) {
-            let t0 = Instant::now();
-            let copied = self.copy_chunk(src, dst, &source, &destination, &mut cp, size)?;
-            chunks += 1;
-            this_run += copied;
-            let took = t0.elapsed();
-            if let Some(target) = self.target_chunk_time {
-                let factor = (target.as_secs_f64() / took.as_secs_f64().max(1e-6)).clamp(0.5, 2.0);
-                size = ((size as f64 * factor) as u64).clamp(self.min_chunk, self.max_chunk);
+        let mut on_progress = self.progress.take();
+        let result = std::thread::scope(|scope| -> Result<()> {
+            let (mut overlap, mut alone) = match second_src {
+                Some(second) => {
+                    if !setup.is_empty() {
+                        second.execute_binds(setup, &[])?;
+                    }
+                    let both = [src, second];
+                    (
+                        Some(Overlap::start(scope, both, &source, &destination)),
+                        None,
+                    )
+                }
+                None => (None, Some(src)),
+            };
+            while !cp.done && self.stop_after.is_none_or(|n| chunks < n) {
+                let t0 = Instant::now();
+                let copied = match (&mut overlap, &mut alone) {
+                    (Some(o), _) => o.step(dst, &source, &destination, &mut cp, size)?,
+                    (None, Some(src)) => {
+                        self.copy_chunk(&mut **src, dst, &source, &destination, &mut cp, size)?
+                    }
+                    (None, None) => unreachable!("one source at least"),
+                };
+                chunks += 1;
+                this_run += copied;
+                let took = t0.elapsed();
+                if let Some(target) = self.target_chunk_time {
+                    let factor =
+                        (target.as_secs_f64() / took.as_secs_f64().max(1e-6)).clamp(0.5, 2.0);
+                    size = ((size as f64 * factor) as u64).clamp(self.min_chunk, self.max_chunk);
+                }
+                let p = progress(&cp, chunks, this_run, size);
+                tracing::info!(
+                    target: "diesel_rw::migrate",
+                    table = %p.table,
+                    chunk = chunks,
+                    rows_copied = p.rows_copied,
+                    rows_inserted = p.rows_inserted,
+                    rows_per_sec = p.rows_per_sec as u64,
+                    eta_secs = p.eta.map(|e| e.as_secs()),
+                    chunk_size = size,
+                    chunk_ms = took.as_millis() as u64,
+                    last_key = %p.last_key.as_ref().map(Key::to_string).unwrap_or_default(),
+                    done = cp.done,
+                    "backfill chunk"
+                );
+                if let Some(f) = &mut on_progress {
+                    f(&p);
+                }
+                if !cp.done && !self.pause.is_zero() {
+                    std::thread::sleep(self.pause);
+                }
             }
-            let p = progress(&cp, chunks, this_run, size);
-            tracing::info!(
-                target: "diesel_rw::migrate",
-                table = %p.table,
-                chunk = chunks,
-                rows_copied = p.rows_copied,
-                rows_inserted = p.rows_inserted,
-                rows_per_sec = p.rows_per_sec as u64,
-                eta_secs = p.eta.map(|e| e.as_secs()),
-                chunk_size = size,
-                chunk_ms = took.as_millis() as u64,
-                last_key = %p.last_key.as_ref().map(Key::to_string).unwrap_or_default(),
-                done = cp.done,
-                "backfill chunk"
-            );
-            if let Some(f) = &mut self.progress {
-                f(&p);
-            }
-            if !cp.done && !self.pause.is_zero() {
-                std::thread::sleep(self.pause);
-            }
-        }
+            Ok(())
+        });
+        self.progress = on_progress;
+        result?;
         let p = progress(&cp, chunks, this_run, size);
         tracing::info!(
             target: "diesel_rw::migrate",
@@ -421,55 +475,315 @@ impl Backfill {
         cp: &mut Checkpoint,
         size: u64,
     ) -> Result<u64> {
-        let Some(chunk) = source.next_chunk(src, cp.last_key.as_ref(), size)? else {
-            let mut next = cp.clone();
-            next.done = true;
-            dst.write_transaction(|d| next.save(d))?;
-            *cp = next;
-            return Ok(0);
-        };
-        let range = KeyRange {
-            after: cp.last_key.clone(),
-            upto: Some(chunk.last.clone()),
-        };
-        let d = C::DIALECT;
-        let mut binds = Binds::new(d);
-        let predicate = source.range_predicate(&range, None, &mut binds)?;
-        let columns = source.writable_columns();
-        let read = d.rows_json_sql(source, &columns, &predicate, true);
-        let lock = d.lock_rows_sql(source, &predicate);
-        let dst_columns: Vec<_> = columns
-            .iter()
-            .filter_map(|c| destination.column(&c.name))
-            .collect();
-        let mut insert_binds = Binds::new(d);
-        let ph = insert_binds.push(String::new());
-        let insert = d.insert_json_sql(destination, &dst_columns, &ph);
         let mut next = cp.clone();
-        next.last_key = Some(chunk.last.clone());
-        next.rows_copied += chunk.rows;
-        let inserted = src.locking_transaction(|s| {
-            if let Some(lock) = &lock {
-                s.query_texts(lock, binds.values())?;
-            }
-            let doc = s
+        let mut rows = 0;
+        read_chunk(
+            src,
+            source,
+            destination,
+            cp.last_key.as_ref(),
+            size,
+            |data| {
+                rows = data.as_ref().map_or(0, |d| d.rows);
+                dst.write_transaction(|d| apply_chunk(d, source, destination, data, &mut next))
+            },
+        )?;
+        *cp = next;
+        Ok(rows)
+    }
+}
+
+/// One chunk as read from the source, on its way to the destination.
+struct ChunkData {
+    last: Key,
+    rows: u64,
+    payload: Payload,
+}
+
+/// The chunk's rows: one JSON document, or PostgreSQL records in text form.
+enum Payload {
+    Json(Option<String>),
+    Records(Vec<String>),
+}
+
+/// PostgreSQL, when the destination's columns are the source's (same names, same order, none
+/// generated): rows cross as records in PostgreSQL's own text form, which the destination
+/// parses with its column types (faster than JSON), and the chunk is found, locked and read in
+/// one statement.
+fn records_fit(source: &Table, destination: &Table) -> bool {
+    let names = |t: &Table| t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+    !destination.columns.iter().any(|c| c.generated)
+        && !source.columns.iter().any(|c| c.generated)
+        && names(source) == names(destination)
+}
+
+/// Reads the chunk after `after` from the source under a share lock and calls `hold` with it
+/// (`None`: no row follows) before the source's transaction ends: `hold` writes it to the
+/// destination (or has it written), so the rows cannot change in between.
+fn read_chunk<C: MigrateConnection>(
+    src: &mut C,
+    source: &Table,
+    destination: &Table,
+    after: Option<&Key>,
+    size: u64,
+    hold: impl FnOnce(Option<ChunkData>) -> Result<()>,
+) -> Result<()> {
+    let d = C::DIALECT;
+    if d == Dialect::Postgres && records_fit(source, destination) {
+        let mut binds = Binds::new(d);
+        let range = KeyRange {
+            after: after.cloned(),
+            upto: None,
+        };
+        let predicate = source.range_predicate(&range, None, &mut binds)?;
+        let cols: Vec<String> = source.columns.iter().map(|c| d.quote(&c.name)).collect();
+        let outer: Vec<String> = source
+            .key_columns()
+            .map(|c| format!("dw_c.{}", d.quote(&c.name)))
+            .collect();
+        // One statement finds the chunk, locks it and reads it: a row per record, in key
+        // order (the last one gives the checkpoint's key).
+        let read = format!(
+            "SELECT dw_c::text AS value FROM (SELECT {cols} FROM {from} WHERE {predicate} \
+             ORDER BY {order} LIMIT {size} FOR SHARE) dw_c ORDER BY {outer}",
+            cols = cols.join(", "),
+            from = source.sql_name,
+            order = source.order_by(),
+            outer = outer.join(", "),
+        );
+        return src.locking_transaction(|s| {
+            let records: Vec<String> = s
                 .query_texts(&read, binds.values())?
                 .into_iter()
                 .flatten()
-                .next();
-            dst.write_transaction(|d| {
-                let n = match doc {
-                    Some(doc) => d.execute_binds(&insert, &[doc])? as u64,
-                    None => 0,
-                };
-                next.rows_inserted += n;
-                next.save(d)?;
-                Ok(n)
-            })
-        })?;
-        let _ = inserted;
+                .collect();
+            let Some(last) = records.last() else {
+                return hold(None);
+            };
+            let bad = || {
+                Error::InvalidState(format!(
+                    "unreadable record from `{}`: {last:.200}",
+                    source.name
+                ))
+            };
+            #[cfg(feature = "postgres")]
+            let fields = super::dialect::record_fields(last).ok_or_else(bad)?;
+            #[cfg(not(feature = "postgres"))]
+            let fields: Vec<Option<String>> = return Err(bad());
+            let key = source
+                .key
+                .iter()
+                .map(|&i| fields.get(i).cloned().flatten().ok_or_else(bad))
+                .collect::<Result<Vec<_>>>()?;
+            hold(Some(ChunkData {
+                last: Key::new(key),
+                rows: records.len() as u64,
+                payload: Payload::Records(records),
+            }))
+        });
+    }
+    // The boundary first, outside the transaction: on MariaDB (REPEATABLE READ) the
+    // transaction's snapshot is then taken after the lock, by the read.
+    let Some(chunk) = source.next_chunk(src, after, size)? else {
+        return hold(None);
+    };
+    let range = KeyRange {
+        after: after.cloned(),
+        upto: Some(chunk.last.clone()),
+    };
+    let mut binds = Binds::new(d);
+    let predicate = source.range_predicate(&range, None, &mut binds)?;
+    let columns = source.writable_columns();
+    let read = d.rows_json_sql(source, &columns, &predicate, true);
+    let lock = d.lock_rows_sql(source, &predicate);
+    src.locking_transaction(|s| {
+        if let Some(lock) = &lock {
+            s.query_texts(lock, binds.values())?;
+        }
+        let doc = s
+            .query_texts(&read, binds.values())?
+            .into_iter()
+            .flatten()
+            .next();
+        hold(Some(ChunkData {
+            last: chunk.last,
+            rows: chunk.rows,
+            payload: Payload::Json(doc),
+        }))
+    })
+}
+
+/// Inserts a chunk's rows that are absent on the destination and advances the checkpoint
+/// `next` (saved), in the destination's transaction; `None`: the end, the checkpoint is done.
+fn apply_chunk<C: MigrateConnection>(
+    dst: &mut C,
+    source: &Table,
+    destination: &Table,
+    data: Option<ChunkData>,
+    next: &mut Checkpoint,
+) -> Result<()> {
+    let d = C::DIALECT;
+    let Some(data) = data else {
+        next.done = true;
+        return next.save(dst);
+    };
+    let inserted = match data.payload {
+        Payload::Records(records) => {
+            let cols: Vec<String> = destination
+                .columns
+                .iter()
+                .map(|c| d.quote(&c.name))
+                .collect();
+            let keys: Vec<String> = destination
+                .key_columns()
+                .map(|c| d.quote(&c.name))
+                .collect();
+            let insert = format!(
+                "INSERT INTO {to} ({cols}) SELECT * FROM unnest(CAST($1 AS {to}[]))",
+                to = destination.sql_name,
+                cols = cols.join(", "),
+            );
+            // A plain INSERT first, in a savepoint: it is much cheaper than ON CONFLICT's
+            // speculative insertion, and the chunk's rows are usually all absent. When one is
+            // there (the double write's), the savepoint is rolled back and the rows are
+            // inserted with ON CONFLICT DO NOTHING.
+            match dst.write_transaction(|d| d.execute_text_array(&insert, &records)) {
+                Ok(n) => n,
+                Err(Error::Database(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                ))) => dst.execute_text_array(
+                    &format!("{insert} ON CONFLICT ({}) DO NOTHING", keys.join(", ")),
+                    &records,
+                )?,
+                Err(e) => return Err(e),
+            }
+        }
+        Payload::Json(None) => 0,
+        Payload::Json(Some(doc)) => {
+            let columns: Vec<_> = source
+                .writable_columns()
+                .iter()
+                .filter_map(|c| destination.column(&c.name))
+                .collect();
+            let mut binds = Binds::new(d);
+            let ph = binds.push(String::new());
+            dst.execute_binds(&d.insert_json_sql(destination, &columns, &ph), &[doc])?
+        }
+    };
+    next.last_key = Some(data.last);
+    next.rows_copied += data.rows;
+    next.rows_inserted += inserted as u64;
+    next.save(dst)
+}
+
+/// The two source readers of [`Backfill::run_overlapped`]: while the destination writes the
+/// chunk one of them holds (its transaction open, its rows locked), the other reads the next.
+struct Overlap {
+    readers: [Reader; 2],
+    /// The reader with a chunk on its way, if any.
+    pending: Option<usize>,
+    next: usize,
+}
+
+struct Reader {
+    jobs: mpsc::Sender<(Option<Key>, u64)>,
+    data: mpsc::Receiver<Result<Option<ChunkData>>>,
+    acks: mpsc::Sender<bool>,
+    finished: mpsc::Receiver<Result<()>>,
+}
+
+impl Overlap {
+    fn start<'scope, 'env, C: MigrateConnection>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        conns: [&'env mut C; 2],
+        source: &'env Table,
+        destination: &'env Table,
+    ) -> Overlap {
+        let readers = conns.map(|conn| {
+            let (jobs, job_rx) = mpsc::channel::<(Option<Key>, u64)>();
+            let (data_tx, data) = mpsc::channel();
+            let (acks, ack_rx) = mpsc::channel::<bool>();
+            let (finished_tx, finished) = mpsc::channel();
+            scope.spawn(move || {
+                while let Ok((after, size)) = job_rx.recv() {
+                    let mut handed = false;
+                    let result = read_chunk(conn, source, destination, after.as_ref(), size, |d| {
+                        handed = true;
+                        let _ = data_tx.send(Ok(d));
+                        match ack_rx.recv() {
+                            Ok(true) => Ok(()),
+                            _ => Err(Error::InvalidState(
+                                "the destination did not write this chunk: rolled back".into(),
+                            )),
+                        }
+                    });
+                    if handed {
+                        let _ = finished_tx.send(result);
+                    } else {
+                        let _ = data_tx.send(Err(result.err().unwrap_or_else(|| {
+                            Error::InvalidState("a chunk read ended without its rows".into())
+                        })));
+                    }
+                }
+            });
+            Reader {
+                jobs,
+                data,
+                acks,
+                finished,
+            }
+        });
+        Overlap {
+            readers,
+            pending: None,
+            next: 0,
+        }
+    }
+
+    fn step<C: MigrateConnection>(
+        &mut self,
+        dst: &mut C,
+        source: &Table,
+        destination: &Table,
+        cp: &mut Checkpoint,
+        size: u64,
+    ) -> Result<u64> {
+        let gone = || Error::InvalidState("a backfill reader thread ended".into());
+        let r = match self.pending.take() {
+            Some(r) => r,
+            None => {
+                let r = self.next;
+                self.readers[r]
+                    .jobs
+                    .send((cp.last_key.clone(), size))
+                    .map_err(|_| gone())?;
+                r
+            }
+        };
+        let data = self.readers[r].data.recv().map_err(|_| gone())??;
+        if let Some(d) = &data {
+            let other = 1 - r;
+            self.readers[other]
+                .jobs
+                .send((Some(d.last.clone()), size))
+                .map_err(|_| gone())?;
+            self.pending = Some(other);
+        }
+        let rows = data.as_ref().map_or(0, |d| d.rows);
+        let mut next = cp.clone();
+        let written =
+            dst.write_transaction(|d| apply_chunk(d, source, destination, data, &mut next));
+        let _ = self.readers[r].acks.send(written.is_ok());
+        let released = self.readers[r].finished.recv().map_err(|_| gone())?;
+        written?;
         *cp = next;
-        Ok(chunk.rows)
+        self.next = 1 - r;
+        // The chunk is on the destination; a source COMMIT that failed only released the locks.
+        if let Err(e) = released {
+            tracing::warn!(target: "diesel_rw::migrate", error = %e, "the source's transaction of a copied chunk did not commit");
+        }
+        Ok(rows)
     }
 }
 

@@ -18,6 +18,8 @@ use crate::error::Result;
 mod mysql;
 #[cfg(feature = "postgres")]
 mod pg;
+#[cfg(feature = "postgres")]
+pub(crate) use pg::record_fields;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -59,6 +61,16 @@ pub trait MigrateConnection: Connection + Send + 'static {
 
     /// Runs `f` in an ordinary transaction.
     fn write_transaction<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T>;
+
+    /// Runs `sql`, a statement with one `text[]` placeholder `$1`, with `values` bound to it
+    /// (PostgreSQL only; elsewhere an error); returns the number of rows it affected.
+    fn execute_text_array(&mut self, sql: &str, values: &[String]) -> Result<usize> {
+        let _ = (sql, values);
+        Err(crate::error::Error::Config(format!(
+            "{:?} connections take no array binds",
+            Self::DIALECT
+        )))
+    }
 }
 
 /// Bind values being collected for one statement, with the placeholder text of each.
@@ -446,7 +458,7 @@ impl Dialect {
 
 /// Implements [`MigrateConnection`] for a diesel connection type.
 macro_rules! impl_migrate_connection {
-    ($conn:ty, $dialect:expr, |$c:ident, $f:ident| $locking:expr) => {
+    ($conn:ty, $dialect:expr, |$c:ident, $f:ident| $locking:expr $(, $extra:item)*) => {
         impl $crate::migrate::MigrateConnection for $conn {
             const DIALECT: $crate::migrate::Dialect = $dialect;
 
@@ -492,6 +504,8 @@ macro_rules! impl_migrate_connection {
             ) -> $crate::Result<T> {
                 diesel::Connection::transaction(self, f)
             }
+
+            $($extra)*
         }
     };
 }
