@@ -126,7 +126,7 @@ fn backfill(
     pool: &DoubleWrite<PgConnection>,
     rate: u64,
     rows: u64,
-) -> (Duration, u64) {
+) -> (Duration, u64, Duration) {
     dst.batch_execute(&format!(
         "DROP TABLE IF EXISTS {TABLE}; {}",
         table_sql(TABLE)
@@ -135,8 +135,10 @@ fn backfill(
     Checkpoint::delete(dst, &format!("public.{TABLE}")).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let writes = Arc::new(AtomicU64::new(0));
+    let slowest = Arc::new(AtomicU64::new(0));
     let writer = {
-        let (pool, stop, writes) = (pool.clone(), stop.clone(), writes.clone());
+        let (pool, stop, writes, slowest) =
+            (pool.clone(), stop.clone(), writes.clone(), slowest.clone());
         std::thread::spawn(move || {
             let mut c = pool.get().unwrap();
             let period = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
@@ -145,10 +147,12 @@ fn backfill(
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
                 let id = 1 + (i * 7919) % rows;
+                let t0 = Instant::now();
                 c.batch_execute(&format!(
                     "UPDATE {TABLE} SET note = 'written {i}', balance = {i}.50 WHERE id = {id}"
                 ))
                 .unwrap();
+                slowest.fetch_max(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
                 writes.fetch_add(1, Ordering::Relaxed);
                 next += period;
                 if let Some(wait) = next.checked_duration_since(Instant::now()) {
@@ -172,7 +176,11 @@ fn backfill(
     writer.join().unwrap();
     assert!(report.done);
     assert_eq!(count(dst, TABLE), rows);
-    (took, writes.load(Ordering::Relaxed))
+    (
+        took,
+        writes.load(Ordering::Relaxed),
+        Duration::from_micros(slowest.load(Ordering::Relaxed)),
+    )
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -231,17 +239,19 @@ fn main() {
     let (mut copy_rates, mut backfill_rates, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
         let copy = bulk_copy(&src_url, &dst_url, &mut dst);
-        let (bf, writes) = backfill(&mut src, &mut second, &mut dst, &pool, rate, rows);
+        let (bf, writes, slowest) = backfill(&mut src, &mut second, &mut dst, &pool, rate, rows);
         let (c, b) = (
             rows as f64 / copy.as_secs_f64(),
             rows as f64 / bf.as_secs_f64(),
         );
         println!(
-            "round {round}: copy {:.2} s ({:.0} rows/s), backfill {:.2} s ({:.0} rows/s, {writes} double writes meanwhile), ratio {:.2}",
+            "round {round}: copy {:.2} s ({:.0} rows/s), backfill {:.2} s ({:.0} rows/s; {writes} double writes meanwhile, {:.0}/s, the slowest {:.0} ms), ratio {:.2}",
             copy.as_secs_f64(),
             c,
             bf.as_secs_f64(),
             b,
+            writes as f64 / bf.as_secs_f64(),
+            slowest.as_secs_f64() * 1000.0,
             b / c
         );
         std::io::stdout().flush().unwrap();

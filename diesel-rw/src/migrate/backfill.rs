@@ -17,7 +17,7 @@
 //!   progress callback, with rows copied, rows/s and an ETA.
 //!
 //! Row data crosses the client as one JSON document per chunk, rendered by the source and
-//! parsed by the destination (see [`Dialect`](super::Dialect)), so every type arrives as the
+//! parsed by the destination (see [`Dialect`]), so every type arrives as the
 //! server wrote it: numeric scale, time zones, binary, JSON, Unicode text, floats.
 //!
 //! One window remains, outside any transaction: a write that the source has committed and the

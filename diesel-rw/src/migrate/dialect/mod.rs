@@ -1,7 +1,7 @@
 //! The SQL each backend speaks for the migration toolkit, and [`MigrateConnection`], the
 //! connection trait the toolkit runs on.
 //!
-//! Everything the toolkit sends is dynamic SQL built here from a [`Table`](super::Table): names
+//! Everything the toolkit sends is dynamic SQL built here from a [`Table`]: names
 //! quoted per backend, key values bound as text and cast back to the key column's type
 //! ([`Dialect::key_value`]), so a [`Key`](super::Key) read on one connection can be bound on
 //! another one, or in a later process from a checkpoint. Row data crosses from one server to
