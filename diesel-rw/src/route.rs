@@ -262,7 +262,7 @@ impl RouteState {
 }
 
 /// Whether `error` is diesel-rw's own [`Error::Timeout`] (a statement past its deadline).
-fn is_timeout(error: &diesel::result::Error) -> bool {
+pub(crate) fn is_timeout(error: &diesel::result::Error) -> bool {
     matches!(
         error,
         diesel::result::Error::QueryBuilderError(e)

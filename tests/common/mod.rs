@@ -10,6 +10,8 @@ pub mod busy;
 #[macro_use]
 pub mod commit_outcome;
 #[macro_use]
+pub mod fault_load;
+#[macro_use]
 pub mod causal;
 #[cfg(feature = "async")]
 #[macro_use]
@@ -201,6 +203,14 @@ impl Flaky {
         match &self.kind {
             FlakyKind::Proxy(p) => p.swallow(pattern),
             FlakyKind::Dir { .. } => panic!("a SQLite file has no messages to swallow"),
+        }
+    }
+
+    /// How many of the traps set with `lose_reply_to` / `swallow` have been sprung.
+    pub fn sprung(&self) -> u64 {
+        match &self.kind {
+            FlakyKind::Proxy(p) => p.sprung(),
+            FlakyKind::Dir { .. } => 0,
         }
     }
 

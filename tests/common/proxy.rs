@@ -20,6 +20,8 @@ pub struct Proxy {
     delay_ms: Arc<AtomicU64>,
     /// An armed trap for the next client message that contains a pattern.
     trap: ArmedTrap,
+    /// How many traps have been sprung.
+    sprung: Arc<AtomicU64>,
 }
 
 /// The pattern and what to do with the message that contains it, while armed.
@@ -53,6 +55,7 @@ impl Proxy {
             hung: Arc::new(AtomicBool::new(false)),
             delay_ms: Arc::new(AtomicU64::new(0)),
             trap: Arc::new(Mutex::new(None)),
+            sprung: Arc::new(AtomicU64::new(0)),
         };
         proxy.run(listener);
         proxy
@@ -70,6 +73,7 @@ impl Proxy {
         let hung = self.hung.clone();
         let delay = self.delay_ms.clone();
         let trap = self.trap.clone();
+        let sprung = self.sprung.clone();
         let acceptor = {
             let stop = stop.clone();
             let streams = streams.clone();
@@ -92,7 +96,7 @@ impl Proxy {
                                 Link {
                                     hung: hung.clone(),
                                     delay_ms: no_delay,
-                                    trap: Some(trap.clone()),
+                                    trap: Some((trap.clone(), sprung.clone())),
                                     cut: cut.clone(),
                                 },
                             );
@@ -180,6 +184,11 @@ impl Proxy {
         *self.trap.lock().unwrap() = Some((pattern.to_vec(), Trap::LoseReply));
     }
 
+    /// How many armed traps have been sprung so far.
+    pub fn sprung(&self) -> u64 {
+        self.sprung.load(Ordering::SeqCst)
+    }
+
     /// The next client message containing `pattern` never reaches the server, nor anything
     /// after it on that connection, which stays open: the client waits for a reply that never
     /// comes, and the server's session waits for a message that never comes.
@@ -193,7 +202,7 @@ struct Link {
     hung: Arc<AtomicBool>,
     delay_ms: Arc<AtomicU64>,
     /// Client to server only: the proxy's trap.
-    trap: Option<ArmedTrap>,
+    trap: Option<(ArmedTrap, Arc<AtomicU64>)>,
     /// Set (client to server) when the next reply is to be lost; read server to client.
     cut: Arc<AtomicBool>,
 }
@@ -214,12 +223,15 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, link: Link) {
             if swallowing {
                 continue;
             }
-            if let Some(trap) = &link.trap {
+            if let Some((trap, sprung)) = &link.trap {
                 let mut armed = trap.lock().unwrap();
                 let hit = armed.as_ref().and_then(|(pattern, kind)| {
                     let found = buf[..n].windows(pattern.len()).any(|w| w == &pattern[..]);
                     found.then_some(*kind)
                 });
+                if hit.is_some() {
+                    sprung.fetch_add(1, Ordering::SeqCst);
+                }
                 match hit {
                     Some(Trap::LoseReply) => {
                         *armed = None;

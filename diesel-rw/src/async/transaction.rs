@@ -35,7 +35,11 @@ impl<C: AsyncPoolable> TransactionManager<AsyncRwConnection<C>> for AsyncRwTrans
             let node = conn.route_transaction().await?;
             // A BEGIN on a broken connection applies nothing: on the primary, that is
             // `PrimaryUnavailable`; the node's connections are retired either way.
-            let begun = Inner::<C>::begin_transaction(conn.node_conn(node)).await;
+            // Within the read deadline: a BEGIN (or SAVEPOINT, or ROLLBACK) applies nothing,
+            // so past it the connection is given up, as after a read.
+            let cluster = conn.cluster.clone();
+            let begin = Inner::<C>::begin_transaction(conn.node_conn(node));
+            let begun = within(&cluster.core, node, StatementKind::Read, begin).await;
             return match begun {
                 Ok(()) => {
                     conn.state.transaction = Some(node);
@@ -45,13 +49,25 @@ impl<C: AsyncPoolable> TransactionManager<AsyncRwConnection<C>> for AsyncRwTrans
                 Err(e) => Err(conn.statement_failed(node, StatementKind::Read, e).error),
             };
         };
-        Inner::<C>::begin_transaction(conn.node_conn(node)).await
+        let cluster = conn.cluster.clone();
+        let savepoint = Inner::<C>::begin_transaction(conn.node_conn(node));
+        within(&cluster.core, node, StatementKind::Read, savepoint).await
     }
 
     async fn rollback_transaction(conn: &mut AsyncRwConnection<C>) -> QueryResult<()> {
         let node = open_node(conn)?;
-        let result = Inner::<C>::rollback_transaction(conn.node_conn(node)).await;
+        let cluster = conn.cluster.clone();
+        let rollback = Inner::<C>::rollback_transaction(conn.node_conn(node));
+        let result = within(&cluster.core, node, StatementKind::Read, rollback).await;
         after_step(conn, node, false);
+        if let Err(e) = &result {
+            // Past its deadline or on a broken connection, the transaction is over on the
+            // server's side when the connection goes: give it up rather than stay pinned.
+            if crate::route::is_timeout(e) || crate::error::is_connection_error(e) {
+                cluster.core.health.retire(node);
+                conn.abandon_transaction(node);
+            }
+        }
         result
     }
 
@@ -70,7 +86,7 @@ impl<C: AsyncPoolable> TransactionManager<AsyncRwConnection<C>> for AsyncRwTrans
                     Ok(answer) => answer.as_deref().and_then(TxRef::parse),
                     Err(e) => match cluster.core.capture_failed(node, e) {
                         Ok(not_committed) => {
-                            conn.commit_broke(node);
+                            conn.abandon_transaction(node);
                             return Err(not_committed);
                         }
                         Err(error) => {
@@ -105,12 +121,12 @@ impl<C: AsyncPoolable> TransactionManager<AsyncRwConnection<C>> for AsyncRwTrans
         {
             CommitFailed::Final(error) => {
                 if outermost {
-                    conn.commit_broke(node);
+                    conn.abandon_transaction(node);
                 }
                 Err(error)
             }
             CommitFailed::Resolve(mut resolution, source) => {
-                conn.commit_broke(node);
+                conn.abandon_transaction(node);
                 let outcome = resolve(&cluster, &mut resolution).await;
                 let committed = outcome == Outcome::Committed;
                 let result = cluster

@@ -386,11 +386,11 @@ where
         failure
     }
 
-    /// After a failed outermost `COMMIT` on `node`: if its connection still reports a
+    /// After a failed outermost `COMMIT` (or `ROLLBACK`) on `node`: if its connection still reports a
     /// transaction (or an error state: the rollback diesel tried after the failed `COMMIT`
     /// failed too), the connection is broken; it is given back (its pool discards it) and this
     /// connection is no longer pinned, so it can be used again.
-    pub(crate) fn commit_broke(&mut self, node: Node) {
+    pub(crate) fn abandon_transaction(&mut self, node: Node) {
         if self.state.transaction != Some(node) {
             return;
         }

@@ -65,7 +65,7 @@ where
                     Ok(answer) => answer.as_deref().and_then(TxRef::parse),
                     Err(e) => match conn.cluster.core.capture_failed(node, e) {
                         Ok(not_committed) => {
-                            conn.commit_broke(node);
+                            conn.abandon_transaction(node);
                             return Err(not_committed);
                         }
                         Err(error) => {
@@ -92,12 +92,12 @@ where
         match core.commit_failed(node, outermost, error, queries, captured, budget) {
             CommitFailed::Final(error) => {
                 if outermost {
-                    conn.commit_broke(node);
+                    conn.abandon_transaction(node);
                 }
                 Err(error)
             }
             CommitFailed::Resolve(mut resolution, source) => {
-                conn.commit_broke(node);
+                conn.abandon_transaction(node);
                 let outcome = resolve(conn, &mut resolution);
                 let committed = outcome == Outcome::Committed;
                 let result = conn
