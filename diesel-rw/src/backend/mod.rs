@@ -81,7 +81,7 @@ pub trait RwBackend: Backend<QueryBuilder: Default> + Default {
 
     /// How the backend tells the outcome of a transaction whose `COMMIT` reply was lost, if it
     /// can (PostgreSQL: `txid_status`). Without them, such a commit is
-    /// [`Error::CommitOutcomeUnknown`](crate::Error::CommitOutcomeUnknown).
+    /// [`Error::CommitOutcomeUnknown`].
     const COMMIT_STATUS: Option<CommitStatusQueries> = None;
 
     /// Runs `sql`, a query returning one nullable text value, on a sync connection.

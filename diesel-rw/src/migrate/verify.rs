@@ -4,7 +4,7 @@
 //! [`Verify`] walks a table in primary-key chunks (boundaries read on the authoritative
 //! side). For each chunk both servers compute a checksum of the chunk's rows: the row count and
 //! the XOR of a 64-bit hash of each row's values
-//! ([`canonical`](super::canonical): values compared by value, not by driver formatting). Only a
+//! ([`canonical`]: values compared by value, not by driver formatting). Only a
 //! chunk whose checksums differ is narrowed down: split in parts whose checksums the servers
 //! compute, down to parts of [`Verify::leaf_rows`] rows, of which both sides send the key and
 //! the digest of each row, and the client finds the rows missing on one side or different. Every such row
