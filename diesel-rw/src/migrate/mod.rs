@@ -45,8 +45,8 @@
 //! # #[cfg(not(feature = "sqlite"))] fn main() {}
 //! ```
 
-pub mod canonical;
 pub mod backfill;
+pub mod canonical;
 pub mod checkpoint;
 pub mod dialect;
 pub mod key;
