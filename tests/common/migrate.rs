@@ -662,7 +662,7 @@ macro_rules! migrate_backfill_suite {
         /// Run by `backfill_killed_with_sigkill_resumes_and_copies_each_row_once` as a child
         /// process (this test binary), which it kills.
         #[test]
-        #[ignore]
+        #[ignore = "the child process of backfill_killed_with_sigkill_resumes_and_copies_each_row_once, which runs it with --ignored and kills it"]
         fn backfill_child_process() {
             let (Ok(src), Ok(dst), Ok(t)) = (
                 std::env::var("MIG1_CHILD_SRC"),
