@@ -6,7 +6,11 @@ mod common;
 #[macro_use]
 #[path = "common/async_suite.rs"]
 mod async_suite;
+#[macro_use]
+#[path = "common/async_stream.rs"]
+mod async_stream;
 
 async_routing_suite!(pg);
 async_busy_suite!(pg);
 async_commit_outcome_suite!(pg);
+async_stream_suite!();

@@ -90,7 +90,7 @@ pub mod __private;
 #[cfg(feature = "async")]
 pub use asynchronous::{
     AsyncPoolable, AsyncRerouted, AsyncRouter, AsyncRwConnection, AsyncRwPool,
-    AsyncRwTransactionManager, NodePoolStatus, PoolStatus, Routed,
+    AsyncRwTransactionManager, FirstRow, NodePoolStatus, PoolStatus, Routed, RoutedStream,
 };
 pub use backend::PositionQueries;
 pub use backend::RwBackend;

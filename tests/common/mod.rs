@@ -206,7 +206,17 @@ impl Flaky {
         }
     }
 
-    /// How many of the traps set with `lose_reply_to` / `swallow` have been sprung.
+    /// The next message containing `pattern` reaches the server; its reply (PostgreSQL) reaches
+    /// the client up to its `row`-th row, then the connection is cut or hangs (see
+    /// [`proxy::Proxy::before_row`]). A proxied node only.
+    pub fn before_row(&self, pattern: &[u8], row: usize, then: proxy::AtRow) {
+        match &self.kind {
+            FlakyKind::Proxy(p) => p.before_row(pattern, row, then),
+            FlakyKind::Dir { .. } => panic!("a SQLite file has no replies to stop"),
+        }
+    }
+
+    /// How many of the traps set with `lose_reply_to` / `swallow` / `before_row` have been sprung.
     pub fn sprung(&self) -> u64 {
         match &self.kind {
             FlakyKind::Proxy(p) => p.sprung(),

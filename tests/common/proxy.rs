@@ -35,7 +35,63 @@ enum Trap {
     LoseReply,
     /// Not forwarded, nor anything after it on that connection; the connection stays open.
     Swallow,
+    /// Forwarded; its reply (PostgreSQL's protocol) is forwarded up to the start of its
+    /// `row`-th `DataRow` message (0: the first), and then the connection is cut, or nothing
+    /// more is forwarded (the connection stays open: the node hangs mid-result).
+    BeforeRow { row: usize, then: AtRow },
 }
+
+/// What happens to a reply at the row of a [`Trap::BeforeRow`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AtRow {
+    /// The client's connection is cut.
+    Cut,
+    /// Nothing more is forwarded to the client.
+    Hang,
+}
+
+/// Finds the start of the n-th `DataRow` (type `D`) in a PostgreSQL reply read in chunks: each
+/// message is a type byte, a 4-byte big-endian length (counting itself) and its body.
+#[derive(Debug, Default)]
+struct PgScan {
+    header: Vec<u8>,
+    /// Bytes of the current message's body still to skip.
+    left: usize,
+    rows: usize,
+}
+
+impl PgScan {
+    /// The offset in `chunk` at which the `row`-th `DataRow` of the reply starts, if it does
+    /// in this chunk.
+    fn find(&mut self, chunk: &[u8], row: usize) -> Option<usize> {
+        let mut i = 0;
+        while i < chunk.len() {
+            if self.left > 0 {
+                let skip = self.left.min(chunk.len() - i);
+                i += skip;
+                self.left -= skip;
+                continue;
+            }
+            if self.header.is_empty() && chunk[i] == b'D' {
+                if self.rows == row {
+                    return Some(i);
+                }
+                self.rows += 1;
+            }
+            self.header.push(chunk[i]);
+            i += 1;
+            if self.header.len() == 5 {
+                let len = u32::from_be_bytes(self.header[1..5].try_into().unwrap()) as usize;
+                self.left = len.saturating_sub(4);
+                self.header.clear();
+            }
+        }
+        None
+    }
+}
+
+/// A reply being scanned for the row at which its trap acts.
+type RowWatch = Arc<Mutex<Option<(usize, AtRow, PgScan)>>>;
 
 struct Running {
     stop: Arc<AtomicBool>,
@@ -90,6 +146,7 @@ impl Proxy {
                             s.push(server.try_clone().unwrap());
                             let no_delay = Arc::new(AtomicU64::new(0));
                             let cut = Arc::new(AtomicBool::new(false));
+                            let at_row = RowWatch::default();
                             pipe(
                                 client.try_clone().unwrap(),
                                 server.try_clone().unwrap(),
@@ -98,6 +155,7 @@ impl Proxy {
                                     delay_ms: no_delay,
                                     trap: Some((trap.clone(), sprung.clone())),
                                     cut: cut.clone(),
+                                    at_row: at_row.clone(),
                                 },
                             );
                             pipe(
@@ -108,6 +166,7 @@ impl Proxy {
                                     delay_ms: delay.clone(),
                                     trap: None,
                                     cut,
+                                    at_row,
                                 },
                             );
                         }
@@ -195,6 +254,15 @@ impl Proxy {
     pub fn swallow(&self, pattern: &[u8]) {
         *self.trap.lock().unwrap() = Some((pattern.to_vec(), Trap::Swallow));
     }
+
+    /// The next client message containing `pattern` reaches the server; its reply (PostgreSQL
+    /// only) reaches the client up to the start of its `row`-th row (0: the first), and then
+    /// `then` happens: the connection is cut, or nothing more is forwarded. The statement's
+    /// first reply messages (PostgreSQL's `BindComplete`) arrive, so the driver has begun
+    /// handing out the result when the node fails.
+    pub fn before_row(&self, pattern: &[u8], row: usize, then: AtRow) {
+        *self.trap.lock().unwrap() = Some((pattern.to_vec(), Trap::BeforeRow { row, then }));
+    }
 }
 
 /// One direction of a forwarded connection.
@@ -205,6 +273,9 @@ struct Link {
     trap: Option<(ArmedTrap, Arc<AtomicU64>)>,
     /// Set (client to server) when the next reply is to be lost; read server to client.
     cut: Arc<AtomicBool>,
+    /// Set (client to server) when the next reply is to be stopped at a row; read server to
+    /// client.
+    at_row: RowWatch,
 }
 
 fn pipe(mut from: TcpStream, mut to: TcpStream, link: Link) {
@@ -243,6 +314,12 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, link: Link) {
                         swallowing = true;
                         continue;
                     }
+                    Some(Trap::BeforeRow { row, then }) => {
+                        *armed = None;
+                        // Before the message goes out, so that its reply is scanned from its
+                        // start.
+                        *link.at_row.lock().unwrap() = Some((row, then, PgScan::default()));
+                    }
                     None => {}
                 }
             } else if link.cut.load(Ordering::SeqCst) {
@@ -250,6 +327,29 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, link: Link) {
                 let _ = to.shutdown(Shutdown::Both);
                 let _ = from.shutdown(Shutdown::Both);
                 break;
+            } else {
+                let mut at_row = link.at_row.lock().unwrap();
+                let stop = at_row.as_mut().and_then(|(row, then, scan)| {
+                    scan.find(&buf[..n], *row).map(|offset| (offset, *then))
+                });
+                if let Some((offset, then)) = stop {
+                    *at_row = None;
+                    drop(at_row);
+                    if to.write_all(&buf[..offset]).is_err() {
+                        break;
+                    }
+                    match then {
+                        AtRow::Cut => {
+                            let _ = to.shutdown(Shutdown::Both);
+                            let _ = from.shutdown(Shutdown::Both);
+                            break;
+                        }
+                        AtRow::Hang => {
+                            swallowing = true;
+                            continue;
+                        }
+                    }
+                }
             }
             let delay = link.delay_ms.load(Ordering::SeqCst);
             if delay > 0 {

@@ -19,6 +19,7 @@ use super::future::{BoxFuture, Origin, Routed};
 use super::monitor::Spawner;
 use super::node::{AsyncPoolable, Held, NodeSource};
 use super::pool::Cluster;
+use super::stream::{FirstRow, RoutedStream};
 use super::transaction::AsyncRwTransactionManager;
 use crate::backend::RwBackend;
 use crate::classify::{classify_query, classify_sql, StatementKind};
@@ -545,7 +546,7 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
         &'conn mut self,
         kind: StatementKind,
         query: <C::Backend as Collect>::Owned,
-    ) -> Routed<'conn, C, C::LoadFuture<'conn, 'query>> {
+    ) -> Routed<'conn, C, FirstRow<'conn, 'query, C>> {
         let origin = Origin {
             cluster: self.cluster.clone(),
             kind,
@@ -560,11 +561,15 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
         Routed::routing(
             origin,
             route,
-            Box::new(move |conn| AsyncConnectionCore::load(conn, query)),
+            Box::new(move |origin, node, conn| {
+                FirstRow::new(origin, node, AsyncConnectionCore::load(conn, query))
+            }),
         )
         .again(
             parked,
-            Box::new(move |conn| AsyncConnectionCore::load(conn, again)),
+            Box::new(move |origin, node, conn| {
+                FirstRow::new(origin, node, AsyncConnectionCore::load(conn, again))
+            }),
         )
     }
 
@@ -700,8 +705,10 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
     fn dispatch<'conn, Q, F>(
         &'conn mut self,
         query: Q,
-        start: impl FnOnce(&'conn mut C, Q) -> F,
-        start_owned: impl FnOnce(&'conn mut C, <C::Backend as Collect>::Owned) -> F + Send + 'static,
+        start: impl FnOnce(&Origin<C>, Node, &'conn mut C, Q) -> F,
+        start_owned: impl FnOnce(&Origin<C>, Node, &'conn mut C, <C::Backend as Collect>::Owned) -> F
+            + Send
+            + 'static,
     ) -> Routed<'conn, C, F>
     where
         Q: QueryFragment<C::Backend> + QueryId,
@@ -716,7 +723,8 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
         match self.route_now(kind, || render::<C::Backend, Q>(&query)) {
             Err(e) => Routed::failed(e),
             Ok(Routing::Ready(node)) => {
-                Routed::running(origin, node, start(self.node_conn(node), query))
+                let future = start(&origin, node, self.node_conn(node), query);
+                Routed::running(origin, node, future)
             }
             Ok(Routing::Wait(pending)) => match <C::Backend as Collect>::collect(&query) {
                 Err(e) => Routed::failed(e),
@@ -729,7 +737,7 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
                     Routed::routing(
                         origin,
                         route,
-                        Box::new(move |conn| start_owned(conn, owned)),
+                        Box::new(move |origin, node, conn| start_owned(origin, node, conn, owned)),
                     )
                 }
             },
@@ -804,8 +812,8 @@ impl<C: AsyncPoolable> SimpleAsyncConnection for AsyncRwConnection<C> {
 
 impl<C: AsyncPoolable> AsyncConnectionCore for AsyncRwConnection<C> {
     type ExecuteFuture<'conn, 'query> = Routed<'conn, C, C::ExecuteFuture<'conn, 'query>>;
-    type LoadFuture<'conn, 'query> = Routed<'conn, C, C::LoadFuture<'conn, 'query>>;
-    type Stream<'conn, 'query> = C::Stream<'conn, 'query>;
+    type LoadFuture<'conn, 'query> = Routed<'conn, C, FirstRow<'conn, 'query, C>>;
+    type Stream<'conn, 'query> = RoutedStream<'conn, 'query, C>;
     type Row<'conn, 'query> = C::Row<'conn, 'query>;
     type Backend = C::Backend;
 
@@ -831,8 +839,12 @@ impl<C: AsyncPoolable> AsyncConnectionCore for AsyncRwConnection<C> {
         }
         self.dispatch(
             query,
-            |conn, query| AsyncConnectionCore::load(conn, query),
-            |conn, owned| AsyncConnectionCore::load(conn, owned),
+            |origin, node, conn, query| {
+                FirstRow::new(origin, node, AsyncConnectionCore::load(conn, query))
+            },
+            |origin, node, conn, owned| {
+                FirstRow::new(origin, node, AsyncConnectionCore::load(conn, owned))
+            },
         )
     }
 
@@ -858,8 +870,8 @@ impl<C: AsyncPoolable> AsyncConnectionCore for AsyncRwConnection<C> {
         }
         self.dispatch(
             source,
-            |conn, query| AsyncConnectionCore::execute_returning_count(conn, query),
-            |conn, owned| AsyncConnectionCore::execute_returning_count(conn, owned),
+            |_, _, conn, query| AsyncConnectionCore::execute_returning_count(conn, query),
+            |_, _, conn, owned| AsyncConnectionCore::execute_returning_count(conn, owned),
         )
     }
 }

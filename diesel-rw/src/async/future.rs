@@ -18,8 +18,9 @@ use crate::route::Node;
 /// A boxed, `Send` future.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Starts a statement on the connection routing gave (the statement is collected already).
-type Start<'conn, C, F> = Box<dyn FnOnce(&'conn mut C) -> F + Send>;
+/// Starts a statement on the connection routing gave (the statement is collected already), on
+/// the node given, for a statement from the origin given.
+type Start<'conn, C, F> = Box<dyn FnOnce(&Origin<C>, Node, &'conn mut C) -> F + Send>;
 
 /// The future of one statement: running on the node's connection, or first waiting for that
 /// connection to be checked out.
@@ -79,16 +80,26 @@ pub(crate) struct Origin<C: AsyncPoolable> {
     pub(crate) in_transaction: bool,
 }
 
+impl<C: AsyncPoolable> Clone for Origin<C> {
+    fn clone(&self) -> Self {
+        Origin {
+            cluster: self.cluster.clone(),
+            ..*self
+        }
+    }
+}
+
 impl<C: AsyncPoolable> Origin<C> {
     /// The deadline of the statement, from now.
-    fn deadline(&self) -> Option<Pin<Box<tokio::time::Sleep>>> {
+    pub(crate) fn deadline(&self) -> Option<Pin<Box<tokio::time::Sleep>>> {
         self.cluster
             .core
             .deadline(self.kind)
             .map(|d| Box::pin(tokio::time::sleep(d)))
     }
 
-    fn failed(&self, node: Node, error: diesel::result::Error) -> diesel::result::Error {
+    /// What `error` on `node` means (see [`RoutingCore::statement_failed`](crate::route::RoutingCore::statement_failed)).
+    pub(crate) fn failed(&self, node: Node, error: diesel::result::Error) -> diesel::result::Error {
         let core = &self.cluster.core;
         core.statement_failed(node, self.kind, self.in_transaction, error)
             .error
@@ -194,15 +205,13 @@ where
                     };
                     let start = start.take().expect("started once");
                     let again = again.take();
-                    let origin = Origin {
-                        cluster: origin.cluster.clone(),
-                        ..*origin
-                    };
+                    let origin = origin.clone();
                     let deadline = origin.deadline();
+                    let future = Box::pin(start(&origin, node, conn));
                     this.state = State::Running {
                         origin,
                         node,
-                        future: Box::pin(start(conn)),
+                        future,
                         again,
                         deadline,
                         started: std::time::Instant::now(),

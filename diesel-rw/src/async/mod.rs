@@ -64,6 +64,7 @@ mod monitor;
 mod node;
 mod pool;
 mod router;
+mod stream;
 mod transaction;
 
 pub use connection::AsyncRwConnection;
@@ -71,4 +72,5 @@ pub use future::Routed;
 pub use node::{AsyncPoolable, NodePoolStatus};
 pub use pool::{AsyncRwPool, PoolStatus};
 pub use router::{AsyncRerouted, AsyncRouter};
+pub use stream::{FirstRow, RoutedStream};
 pub use transaction::AsyncRwTransactionManager;

@@ -16,7 +16,7 @@ use diesel_async::pooled_connection::deadpool::{Hook, HookError, Object, Pool};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, PoolableConnection, RecyclingMethod,
 };
-use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+use diesel_async::{AsyncConnection, AsyncConnectionCore, SimpleAsyncConnection};
 
 use super::collect::Collect;
 use crate::backend::RwBackend;
@@ -36,9 +36,15 @@ pub trait AsyncPoolable: Poolable {}
 impl<C: Poolable> AsyncPoolable for C {}
 
 /// What [`AsyncPoolable`] needs, behind one bound: diesel-async's pool manager is only a deadpool
-/// `Manager` under higher-ranked bounds that would otherwise be repeated on every item.
+/// `Manager` under higher-ranked bounds that would otherwise be repeated on every item. Its rows
+/// are `Send` and `Unpin` (as all three backends' are): a load's first row is read before the load resolves
+/// and travels with the stream (see [`RoutedStream`](crate::RoutedStream)).
 pub trait Poolable:
-    PoolableConnection<Backend: RwBackend + Collect> + SimpleAsyncConnection + Send + 'static
+    PoolableConnection<Backend: RwBackend + Collect>
+    + for<'conn, 'query> AsyncConnectionCore<Row<'conn, 'query>: Send + Unpin>
+    + SimpleAsyncConnection
+    + Send
+    + 'static
 {
     /// A deadpool pool of this connection type.
     #[doc(hidden)]
@@ -109,6 +115,7 @@ pub struct TextRow {
 impl<C> Poolable for C
 where
     C: PoolableConnection<Backend: RwBackend + Collect> + SimpleAsyncConnection + Send + 'static,
+    for<'conn, 'query> <C as AsyncConnectionCore>::Row<'conn, 'query>: Send + Unpin,
     for<'a> diesel::dsl::select<diesel::dsl::AsExprOf<i32, diesel::sql_types::Integer>>:
         LoadQuery<'a, C, i32>,
     SqlQuery: QueryFragment<C::Backend>,
