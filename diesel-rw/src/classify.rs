@@ -1,9 +1,12 @@
 //! SQL text -> [`StatementKind`]: step 3 of the routing order ("a write statement goes to the
 //! primary").
 //!
-//! [`classify_sql`] decides from the SQL text alone whether a statement may run on a read replica.
-//! [`classify_query`] does the same for a Diesel query and remembers the answer per thread for
-//! queries whose SQL is fixed by their type, so that the routing hot path is a hash lookup.
+//! [`classify_sql_in`] decides from the SQL text alone, under one database's grammar
+//! ([`SqlDialect`]), whether a statement may run on a read replica; [`classify_sql`] does it for
+//! text whose database is unknown ([`SqlDialect::Any`]: a write if any of them makes it one).
+//! [`classify_query`] does the same for a Diesel query, under its backend's
+//! [`RwBackend::DIALECT`], and remembers the answer per thread for queries whose SQL is fixed by
+//! their type, so that the routing hot path is a hash lookup.
 //!
 //! # Rules
 //!
@@ -27,17 +30,41 @@
 //!   * a call of a function listed in [`WRITE_FUNCTIONS`]: a name, bare, quoted or schema-qualified
 //!     (`pg_catalog.nextval`), followed by `(`. These functions write, take locks, or read session
 //!     state that only the primary connection has (`LAST_INSERT_ID()`).
-//! * A statement that starts with `EXPLAIN`, `DESCRIBE` or `DESC` is a read unless it calls a
-//!   function of [`WRITE_FUNCTIONS`]: a plain `EXPLAIN` does not run the statement it explains, so
-//!   `EXPLAIN DELETE ...` is a read. With `ANALYZE` (`EXPLAIN ANALYZE ...`,
-//!   `EXPLAIN (ANALYZE, BUFFERS) ...`, MySQL `EXPLAIN ANALYZE FORMAT=TREE ...`) the statement is run,
-//!   and the statement after the options is classified instead.
+//! * A statement that starts with `EXPLAIN`, `DESCRIBE` or `DESC`: on PostgreSQL and SQLite a read
+//!   unless it calls a function of [`WRITE_FUNCTIONS`] (a plain `EXPLAIN` does not run the statement
+//!   it explains, and the server accepts `EXPLAIN DELETE ...` read-only). With `ANALYZE`
+//!   (`EXPLAIN ANALYZE ...`, `EXPLAIN (ANALYZE, BUFFERS) ...`, MySQL `EXPLAIN ANALYZE FORMAT=TREE`)
+//!   the statement is run, and the statement after the options is classified instead. On
+//!   MySQL/MariaDB (and under [`SqlDialect::Any`]) the explained statement is always classified:
+//!   those servers refuse `EXPLAIN` (`FORMAT=JSON`, `EXTENDED`, ...) of `INSERT`, `UPDATE`,
+//!   `DELETE`, `REPLACE`, of `SELECT ... FOR UPDATE` or of `NEXT VALUE FOR s` in a read-only
+//!   transaction and on a `read_only` replica; `EXPLAIN t` (`DESCRIBE t`) and
+//!   `EXPLAIN FOR CONNECTION n` are reads. MariaDB's `ANALYZE [FORMAT=JSON] SELECT ...` runs its
+//!   statement and is classified as it; `ANALYZE TABLE t` is a write.
+//! * PostgreSQL's `COPY table [(columns)] TO STDOUT` and `COPY (read) TO STDOUT` are reads (a hot
+//!   standby runs them); `COPY ... FROM`, `COPY (DELETE ... RETURNING ...) TO`, and `COPY ... TO`
+//!   a file or a program are writes.
 //! * Every other statement is a write: `INSERT` (also `INSERT ... RETURNING`, which arrives through
 //!   `load`), `UPDATE`, `DELETE`, `REPLACE`, `MERGE`, DDL, `GRANT`, `LOCK`, `CALL`, `DO`, `COPY`,
 //!   `SET`, transaction control, `PRAGMA`, `VACUUM`, `ANALYZE`, `LISTEN`, `NOTIFY`, `ATTACH`, ...,
 //!   any unknown word, and any statement that does not start with a word.
 //! * Text that cannot be lexed (an unterminated string, quoted identifier or comment) is a write,
-//!   unless it lexes under another database's rules (see "Lexing").
+//!   unless it lexes under another reading of the dialect's rules (see "Lexing").
+//! * The decision stops at the first token that settles it: a statement whose first keyword is
+//!   `INSERT`, `UPDATE`, `DELETE`, DDL, ... is a write at that keyword, and the rest of the text
+//!   is not read (a 200 KB `INSERT` costs what a 100 B one does).
+//!
+//! # Hints
+//!
+//! A comment `/* diesel_rw:primary */` (or `-- diesel_rw:primary`, `# ...` on MySQL) anywhere in a
+//! statement makes it a write, as MaxScale's and ProxySQL's routing hints do: for a call of a
+//! function of the application's that writes, which the text does not show. A comment
+//! `/* diesel_rw:replica */` makes a read of a statement that is a write only because it is not
+//! recognised (`CALL`, `DO`, `EXECUTE`, `SET`, an unknown word); it never makes a read of a
+//! statement the classifier sees writing (DML, DDL, locking clauses, the functions above, an
+//! `EXPLAIN ANALYZE` of a write): that stays a write, goes to the primary, and is refused before
+//! it is sent on an explicit replica route (`Error::WriteOnReadRoute`). Hints inside strings do not
+//! count, and a statement's hint does not reach the next statement.
 //!
 //! Keywords and function names are compared ASCII case-insensitively.
 //!
@@ -48,8 +75,8 @@
 //! (`'it''s'`, PostgreSQL `E'\''`, dollar-quoted `$tag$ ... $tag$`), quoted identifiers
 //! (`"a"`, `` `a` ``, SQLite `[a]`) are single tokens whose content is never read as SQL.
 //!
-//! The text does not say which database it is for, and a few lexical rules differ between
-//! PostgreSQL, MySQL/MariaDB and SQLite: whether a backslash escapes a quote (MySQL; PostgreSQL
+//! Under [`SqlDialect::Any`] the text does not say which database it is for, and a few lexical
+//! rules differ between PostgreSQL, MySQL/MariaDB and SQLite: whether a backslash escapes a quote (MySQL; PostgreSQL
 //! only in `E'...'` or with `standard_conforming_strings = off`), whether `#` starts a comment
 //! (MySQL), whether `--` needs a following space to start one (MySQL), whether block comments nest
 //! (PostgreSQL), whether `/*! ... */` and `/*M! ... */` are executable comments whose content is
@@ -59,7 +86,10 @@
 //! is set aside (that database rejects the text), but a complete write statement before the point
 //! where it stops lexing still counts, since MySQL and SQLite run statements one by one. So
 //! `'O\'Brien'` is a read (it lexes as MySQL), and `'a\'; DELETE FROM t; -- '` a write (the
-//! `DELETE` runs on PostgreSQL). SQL as Diesel renders it contains none of these constructs, and is
+//! `DELETE` runs on PostgreSQL). Under a backend's own dialect the rules are fixed to that
+//! backend's, except those a server setting decides (PostgreSQL's `standard_conforming_strings`,
+//! MySQL's `NO_BACKSLASH_ESCAPES` and its version-gated `/*!NNNNN ... */`), which are read both
+//! ways when the text has them. SQL as Diesel renders it contains none of these constructs, and is
 //! lexed once. Dollar quotes are recognised under every reading (a MySQL identifier such as `$a$`
 //! is read as one).
 //!
@@ -69,8 +99,8 @@
 //! Diesel's own prepared statement cache relies on that. [`classify_query`] keeps the kind of such
 //! queries in a per-thread map from that id, so the SQL is rendered and lexed once per thread and
 //! query type, and a later call is a thread-local hash lookup without allocation. A program has
-//! finitely many query types, so the map stays small. The map is shared by all backends: the same
-//! query type renders to the same kind of statement on each of them. Queries without a static id
+//! finitely many query types, so the map stays small. There is one map per dialect: the same
+//! query type may render to a read on one backend and a write on another. Queries without a static id
 //! (`sql_query`, boxed queries, `IN` lists of run-time length) are rendered and classified on every
 //! call.
 //!
@@ -79,7 +109,12 @@
 //! The classification routes statements; it is not what keeps writes off replicas. A function of
 //! the application's that writes (a PL/pgSQL function, a stored function) called from a `SELECT`
 //! is not recognised and is sent to a replica, whose read-only session rejects it; route such
-//! calls to the primary explicitly (`#[master]`, `pool.primary()`).
+//! calls to the primary with a `/* diesel_rw:primary */` hint or explicitly (`#[master]`,
+//! `pool.primary()`).
+//!
+//! The rules are checked against the servers themselves: tests/classify_oracle_pg.rs and
+//! tests/classify_oracle_mysql.rs run a corpus of statements (tests/corpus/) read-only on the test
+//! bed and fail if one that the classifier calls a read is refused as a write.
 
 use std::any::TypeId;
 use std::cell::RefCell;
@@ -87,8 +122,12 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use diesel::backend::Backend;
 use diesel::query_builder::{QueryBuilder, QueryFragment, QueryId};
+
+use crate::backend::RwBackend;
+
+/// Static query id -> kind.
+type KindMap = HashMap<TypeId, StatementKind, BuildHasherDefault<TypeIdHasher>>;
 
 /// Whether a statement may run on a read replica.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -125,20 +164,27 @@ impl StatementKind {
 /// `IS_USED_LOCK`, `IS_FREE_LOCK`, `SLEEP`, and `MASTER_POS_WAIT` / `MASTER_GTID_WAIT`, which are
 /// meant to run on a replica.
 pub const WRITE_FUNCTIONS: &[&str] = &[
-    "changes",           // SQLite: rows changed by the last statement
-    "currval",           // PostgreSQL: session's last value of a sequence
-    "dblink_exec",       // PostgreSQL dblink: runs a command
-    "found_rows",        // MySQL: session state of the last SELECT
-    "get_lock",          // MySQL
-    "last_insert_id",    // MySQL: session state; with an argument, sets it
-    "last_insert_rowid", // SQLite: session state
-    "lastval",           // PostgreSQL, MariaDB: session state
-    "lo_creat",          // PostgreSQL large objects
+    "brin_desummarize_range", // PostgreSQL: writes the index (a hot standby refuses it)
+    "brin_summarize_new_values",
+    "brin_summarize_range",
+    "changes",                  // SQLite: rows changed by the last statement
+    "currval",                  // PostgreSQL: session's last value of a sequence
+    "dblink_exec",              // PostgreSQL dblink: runs a command
+    "diesel_manage_updated_at", // diesel's setup migration: creates a trigger
+    "found_rows",               // MySQL: session state of the last SELECT
+    "get_lock",                 // MySQL
+    "gin_clean_pending_list",   // PostgreSQL: writes the index
+    "last_insert_id",           // MySQL: session state; with an argument, sets it
+    "last_insert_rowid",        // SQLite: session state
+    "lastval",                  // PostgreSQL, MariaDB: session state
+    "lo_creat",                 // PostgreSQL large objects
     "lo_create",
     "lo_from_bytea",
     "lo_import",
+    "lo_open", // PostgreSQL: refused in a read-only transaction when opened for writing
     "lo_put",
     "lo_truncate",
+    "lo_truncate64",
     "lo_unlink",
     "lowrite",
     "nextval",          // PostgreSQL, MariaDB sequences
@@ -149,15 +195,31 @@ pub const WRITE_FUNCTIONS: &[&str] = &[
     "pg_advisory_unlock_shared",
     "pg_advisory_xact_lock",
     "pg_advisory_xact_lock_shared",
+    "pg_copy_logical_replication_slot",
+    "pg_copy_physical_replication_slot",
+    "pg_create_logical_replication_slot", // PostgreSQL replication slots and origins
+    "pg_create_physical_replication_slot",
     "pg_create_restore_point",   // PostgreSQL: writes WAL
     "pg_current_wal_insert_lsn", // PostgreSQL: primary-only WAL positions
     "pg_current_wal_lsn",
     "pg_current_xact_id",              // PostgreSQL: assigns a transaction id
     "pg_current_xlog_insert_location", // PostgreSQL < 10 names of the WAL functions
     "pg_current_xlog_location",
-    "pg_logical_emit_message", // PostgreSQL: writes WAL
-    "pg_notify",               // PostgreSQL: NOTIFY
-    "pg_switch_wal",           // PostgreSQL: writes WAL
+    "pg_drop_replication_slot",
+    "pg_import_system_collations", // PostgreSQL: writes the catalog
+    "pg_logical_emit_message",     // PostgreSQL: writes WAL
+    "pg_logical_slot_get_binary_changes", // PostgreSQL: consume a slot
+    "pg_logical_slot_get_changes",
+    "pg_notify", // PostgreSQL: NOTIFY
+    "pg_replication_origin_advance",
+    "pg_replication_origin_create",
+    "pg_replication_origin_drop",
+    "pg_replication_origin_session_reset",
+    "pg_replication_origin_session_setup",
+    "pg_replication_origin_xact_reset",
+    "pg_replication_origin_xact_setup",
+    "pg_replication_slot_advance",
+    "pg_switch_wal", // PostgreSQL: writes WAL
     "pg_switch_xlog",
     "pg_try_advisory_lock", // PostgreSQL advisory locks
     "pg_try_advisory_lock_shared",
@@ -173,7 +235,84 @@ pub const WRITE_FUNCTIONS: &[&str] = &[
     "uuid_short",        // MySQL: server counter
 ];
 
-/// Classifies SQL text. Unknown or unparsable text is a [`StatementKind::Write`] (conservative).
+/// The SQL grammar a text is classified under: which comments, quotes, `EXPLAIN`s and `COPY`s it
+/// has. Each [`RwBackend`](crate::RwBackend) names its own
+/// ([`RwBackend::DIALECT`](crate::RwBackend::DIALECT)); [`classify_sql`] assumes
+/// [`SqlDialect::Any`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SqlDialect {
+    /// PostgreSQL: `--` and nesting `/* */` comments, `E'...'` escape strings, dollar quotes;
+    /// a plain `EXPLAIN` of any statement is a read, `COPY ... TO STDOUT` is a read. `#` is an
+    /// operator. A backslash in `'...'` is read both as a plain character and as an escape
+    /// (`standard_conforming_strings` may be off): a write if either reading makes it one.
+    Postgres,
+    /// MySQL and MariaDB: `#`, `-- ` (with a space) and non-nesting `/* */` comments, `/*! ... */`
+    /// executable comments (read both as SQL and as a comment), backslash escapes in `'...'` and
+    /// `"..."` (also read without them, for `NO_BACKSLASH_ESCAPES`). An `EXPLAIN` (or
+    /// `DESCRIBE`) of a statement is classified as that statement: the server refuses
+    /// `EXPLAIN DELETE ...` or `EXPLAIN SELECT ... FOR UPDATE` in a read-only transaction and on
+    /// a `read_only` replica. MariaDB's `ANALYZE SELECT ...` runs its statement: classified as
+    /// that statement.
+    Mysql,
+    /// SQLite: `--` and non-nesting `/* */` comments, `[a]` quoted identifiers; a plain
+    /// `EXPLAIN` is a read.
+    Sqlite,
+    /// Any of the three, for text whose database is unknown: the text is a write if it is one
+    /// under any of them (each lexical rule that differs is tried both ways, and `EXPLAIN` is
+    /// read as MySQL reads it).
+    #[default]
+    Any,
+}
+
+impl SqlDialect {
+    /// Lexical rules always on under this dialect.
+    const fn fixed_rules(self) -> Rules {
+        match self {
+            SqlDialect::Postgres => E_STRINGS | NESTED_COMMENTS,
+            SqlDialect::Mysql => HASH_COMMENTS | DASH_DASH_NEEDS_SPACE,
+            SqlDialect::Sqlite => BRACKET_IDENTIFIERS,
+            SqlDialect::Any => 0,
+        }
+    }
+
+    /// Lexical rules that may be on or off under this dialect (a server setting decides): the
+    /// text is read both ways when they matter.
+    const fn free_rules(self) -> Rules {
+        match self {
+            SqlDialect::Postgres => BACKSLASH_IN_SINGLE,
+            SqlDialect::Mysql => BACKSLASH_IN_SINGLE | BACKSLASH_IN_DOUBLE | EXECUTABLE_COMMENTS,
+            SqlDialect::Sqlite => 0,
+            SqlDialect::Any => Rules::MAX,
+        }
+    }
+
+    /// The index of this dialect in per-dialect tables.
+    const fn index(self) -> usize {
+        match self {
+            SqlDialect::Postgres => 0,
+            SqlDialect::Mysql => 1,
+            SqlDialect::Sqlite => 2,
+            SqlDialect::Any => 3,
+        }
+    }
+
+    /// Whether an `EXPLAIN` of a statement is classified as that statement (MySQL, MariaDB).
+    const fn explain_checks_statement(self) -> bool {
+        matches!(self, SqlDialect::Mysql | SqlDialect::Any)
+    }
+
+    /// Whether `COPY ... TO STDOUT` exists (PostgreSQL).
+    const fn has_copy(self) -> bool {
+        matches!(self, SqlDialect::Postgres | SqlDialect::Any)
+    }
+}
+
+/// Classifies SQL text whose database is not known, as [`SqlDialect::Any`]: a write if any of
+/// PostgreSQL, MySQL/MariaDB and SQLite would make it one. Unknown or unparsable text is a
+/// [`StatementKind::Write`] (conservative). Code that knows its backend calls
+/// [`classify_sql_in`] with the backend's [`RwBackend::DIALECT`](crate::RwBackend::DIALECT)
+/// instead, as the routing connections do.
 ///
 /// The text is a read only when every `;`-separated statement in it is a plain read:
 ///
@@ -182,13 +321,15 @@ pub const WRITE_FUNCTIONS: &[&str] = &[
 ///   `INTO`, no data-modifying statement (`WITH x AS (DELETE ...) SELECT ...`), and no call of a
 ///   function that writes, takes a lock or reads the writing session's state (`nextval`,
 ///   `pg_advisory_lock`, `GET_LOCK`, `LAST_INSERT_ID`, ...);
-/// * a plain `EXPLAIN` or `DESCRIBE`, which does not run its statement (`EXPLAIN ANALYZE` does:
-///   the statement it explains is classified instead).
+/// * an `EXPLAIN` or `DESCRIBE` of such a read (under [`SqlDialect::Postgres`] and
+///   [`SqlDialect::Sqlite`], a plain `EXPLAIN` of any statement, which does not run it);
+/// * PostgreSQL's `COPY table TO STDOUT` or `COPY (read) TO STDOUT`.
 ///
-/// Text that holds only whitespace and comments is a read. Keywords are case-insensitive. Strings,
-/// quoted identifiers and comments are never read as SQL, under the lexical rules of PostgreSQL,
-/// MySQL/MariaDB and SQLite alike: when these differ for the text, it is a write if any of them
-/// makes it one. Does not allocate.
+/// A comment `/* diesel_rw:primary */` in a statement makes it a write; `/* diesel_rw:replica */`
+/// makes a read of a statement that is a write only because it is not recognised (`CALL`,
+/// `EXECUTE`, an unknown word), never of one that writes (see the module documentation).
+/// Text that holds only whitespace and comments is a read. Keywords are case-insensitive.
+/// Strings, quoted identifiers and comments are never read as SQL. Does not allocate.
 ///
 /// ```
 /// use diesel_rw::{classify_sql, StatementKind};
@@ -202,29 +343,52 @@ pub const WRITE_FUNCTIONS: &[&str] = &[
 /// ```
 #[must_use]
 pub fn classify_sql(sql: &str) -> StatementKind {
-    // Lex under the base rules first; every pass reports which dialect rules changed how it read
-    // the text, and the text is lexed again under each untried combination of those rules.
+    classify_sql_in(sql, SqlDialect::Any)
+}
+
+/// Classifies SQL text under one database's grammar (see [`SqlDialect`] and [`classify_sql`]).
+///
+/// ```
+/// use diesel_rw::{classify_sql_in, SqlDialect, StatementKind};
+///
+/// // `#` starts a comment on MySQL only.
+/// let sql = "SELECT 1 # FOR UPDATE";
+/// assert_eq!(classify_sql_in(sql, SqlDialect::Mysql), StatementKind::Read);
+/// assert_eq!(classify_sql_in(sql, SqlDialect::Postgres), StatementKind::Write);
+/// // MySQL refuses an EXPLAIN of a write in a read-only transaction; PostgreSQL does not.
+/// let sql = "EXPLAIN DELETE FROM users";
+/// assert_eq!(classify_sql_in(sql, SqlDialect::Mysql), StatementKind::Write);
+/// assert_eq!(classify_sql_in(sql, SqlDialect::Postgres), StatementKind::Read);
+/// assert_eq!(classify_sql_in("COPY users TO STDOUT", SqlDialect::Postgres), StatementKind::Read);
+/// assert_eq!(classify_sql_in("SELECT 1 /* diesel_rw:primary */", SqlDialect::Postgres), StatementKind::Write);
+/// ```
+#[must_use]
+pub fn classify_sql_in(sql: &str, dialect: SqlDialect) -> StatementKind {
+    // Lex under the dialect's fixed rules first; every pass reports which free rules changed how
+    // it read the text, and the text is lexed again under each untried combination of those.
+    let (fixed, free) = (dialect.fixed_rules(), dialect.free_rules());
     let mut tried = [0_u64; 4]; // one bit per combination of the 8 rule flags
     let mut relevant: Rules = 0;
     let mut lexes = false;
     'search: loop {
-        let mut rules = relevant;
+        let mut sub = relevant;
         loop {
-            let (slot, bit) = (usize::from(rules >> 6), rules & 63);
+            let (slot, bit) = (usize::from(sub >> 6), sub & 63);
             if tried[slot] & (1 << bit) == 0 {
                 tried[slot] |= 1 << bit;
-                let (kind, seen) = classify_with(sql, rules);
+                let (kind, seen) = classify_with(sql, fixed | sub, dialect);
                 match kind {
                     Some(StatementKind::Write) => return StatementKind::Write,
                     Some(StatementKind::Read) => lexes = true,
                     None => {}
                 }
+                let seen = seen & free;
                 if seen & !relevant != 0 {
                     relevant |= seen;
                     continue 'search;
                 }
             }
-            if rules == 0 {
+            if sub == 0 {
                 // A read under every reading in which the text lexes; a write if it lexes in none.
                 return if lexes {
                     StatementKind::Read
@@ -233,7 +397,7 @@ pub fn classify_sql(sql: &str) -> StatementKind {
                 };
             }
             // next smaller subset of `relevant`
-            rules = (rules - 1) & relevant;
+            sub = (sub - 1) & relevant;
         }
     }
 }
@@ -244,19 +408,19 @@ pub fn classify_sql(sql: &str) -> StatementKind {
 /// the SQL is rendered only the first time on each thread; a later call is a thread-local hash
 /// lookup that does not allocate. Otherwise the SQL is rendered on every call. The SQL is rendered
 /// with `DB::QueryBuilder::default()`, [`QueryFragment::to_sql`] against `DB::default()` and
-/// [`QueryBuilder::finish`], then passed to [`classify_sql`]. A render error gives
-/// [`StatementKind::Write`] and is not cached.
+/// [`QueryBuilder::finish`], then passed to [`classify_sql_in`] with the backend's
+/// [`RwBackend::DIALECT`]. A render error gives [`StatementKind::Write`] and is not cached.
 #[must_use]
 pub fn classify_query<DB, T>(source: &T) -> StatementKind
 where
-    DB: Backend + Default,
-    DB::QueryBuilder: Default,
+    DB: RwBackend,
     T: QueryFragment<DB> + QueryId + ?Sized,
 {
+    let dialect = DB::DIALECT;
     let Some(id) = T::query_id() else {
         return render_and_classify::<DB, T>(source).unwrap_or(StatementKind::Write);
     };
-    if let Some(kind) = cached(id) {
+    if let Some(kind) = cached(dialect, id) {
         return kind;
     }
     match render_and_classify::<DB, T>(source) {
@@ -264,7 +428,7 @@ where
             // `try_with`: during thread teardown the map may be gone; then just don't cache.
             let _ = KINDS.try_with(|kinds| {
                 if let Ok(mut kinds) = kinds.try_borrow_mut() {
-                    kinds.insert(id, kind);
+                    kinds[dialect.index()].insert(id, kind);
                 }
             });
             kind
@@ -273,11 +437,12 @@ where
     }
 }
 
-/// The cached kind of the query with static id `id`, if this thread has classified it.
+/// The cached kind of the query with static id `id` under `dialect`, if this thread has
+/// classified it.
 #[inline]
-fn cached(id: TypeId) -> Option<StatementKind> {
+fn cached(dialect: SqlDialect, id: TypeId) -> Option<StatementKind> {
     KINDS
-        .try_with(|kinds| kinds.try_borrow().ok()?.get(&id).copied())
+        .try_with(|kinds| kinds.try_borrow().ok()?[dialect.index()].get(&id).copied())
         .ok()
         .flatten()
 }
@@ -285,21 +450,20 @@ fn cached(id: TypeId) -> Option<StatementKind> {
 /// Renders `source` to SQL and classifies it; `None` if rendering failed.
 fn render_and_classify<DB, T>(source: &T) -> Option<StatementKind>
 where
-    DB: Backend + Default,
-    DB::QueryBuilder: Default,
+    DB: RwBackend,
     T: QueryFragment<DB> + ?Sized,
 {
     #[cfg(test)]
     tests::RENDERS.with(|renders| renders.set(renders.get() + 1));
     let mut query_builder = DB::QueryBuilder::default();
     source.to_sql(&mut query_builder, &DB::default()).ok()?;
-    Some(classify_sql(&query_builder.finish()))
+    Some(classify_sql_in(&query_builder.finish(), DB::DIALECT))
 }
 
 thread_local! {
-    /// Per-thread cache of [`classify_query`]: static query id -> kind.
-    static KINDS: RefCell<HashMap<TypeId, StatementKind, BuildHasherDefault<TypeIdHasher>>> =
-        RefCell::new(HashMap::default());
+    /// Per-thread cache of [`classify_query`], one map per [`SqlDialect`] (the same query type
+    /// may be a read on one backend and a write on another): static query id -> kind.
+    static KINDS: RefCell<[KindMap; 4]> = RefCell::new(Default::default());
 }
 
 /// A [`Hasher`] for [`TypeId`] keys: a `TypeId` is already a hash of its type, and hashes itself
@@ -350,22 +514,44 @@ const EXECUTABLE_COMMENTS: Rules = 1 << 6;
 /// `[a]` is a quoted identifier (SQLite).
 const BRACKET_IDENTIFIERS: Rules = 1 << 7;
 
-/// Classifies `sql` under one set of lexical `rules`: `None` if the text does not lex under them
-/// before a write statement is complete. Also returns the rules that mattered.
+/// Classifies `sql` under one set of lexical `rules` and a dialect's statement grammar: `None` if
+/// the text does not lex under them before a write statement is known. Also returns the rules
+/// that mattered.
 ///
-/// A write statement followed by text that does not lex (`DELETE FROM t; SELECT 'x`) is a write:
-/// MySQL and SQLite run the statements one by one.
-fn classify_with(sql: &str, rules: Rules) -> (Option<StatementKind>, Rules) {
+/// A statement whose first keyword makes it a write (`INSERT`, `UPDATE`, DDL, ...) settles the
+/// text at that keyword: the rest is not read, so a long `INSERT` costs what a short one does
+/// (unless a free rule already changed the reading before that keyword: then, as for a write
+/// found further into a statement, `SELECT ... FOR UPDATE`, it counts if the statement lexes to
+/// its end under these rules).
+fn classify_with(sql: &str, rules: Rules, dialect: SqlDialect) -> (Option<StatementKind>, Rules) {
     let mut lexer = Lexer::new(sql, rules);
+    lexer.dialect = dialect;
     loop {
         match statement(&mut lexer) {
             Verdict::Read { more: true } => {}
             Verdict::Read { more: false } => return (Some(StatementKind::Read), lexer.seen),
             Verdict::Unlexable => return (None, lexer.seen),
-            Verdict::Write => {
+            // Settled at the statement's first keyword, unless the readings of the text already
+            // differ before it (then, as below, a reading that does not lex is set aside).
+            Verdict::Write if lexer.seen & dialect.free_rules() == 0 => {
+                return (Some(StatementKind::Write), lexer.seen);
+            }
+            Verdict::Write | Verdict::WriteInside => {
                 // A write statement is a write if it lexes to its end.
                 let lexes = lexer.rest_of_statement_lexes();
                 return (lexes.then_some(StatementKind::Write), lexer.seen);
+            }
+            Verdict::Unknown => {
+                // A write unless a `diesel_rw:replica` hint anywhere in it says otherwise.
+                if !lexer.rest_of_statement_lexes() {
+                    return (None, lexer.seen);
+                }
+                if lexer.hint != Some(Hint::Replica) {
+                    return (Some(StatementKind::Write), lexer.seen);
+                }
+                if lexer.at_end() {
+                    return (Some(StatementKind::Read), lexer.seen);
+                }
             }
         }
     }
@@ -373,8 +559,14 @@ fn classify_with(sql: &str, rules: Rules) -> (Option<StatementKind>, Rules) {
 
 /// The outcome of one statement.
 enum Verdict {
-    /// The statement is a write (the rest of it is not consumed).
+    /// The statement writes, as its first keyword says (the rest of it is not consumed).
     Write,
+    /// The statement writes, as a token after its first keyword says (the rest of it is not
+    /// consumed).
+    WriteInside,
+    /// The statement is not recognised: a write unless a `diesel_rw:replica` hint says otherwise
+    /// (the rest of it is not consumed).
+    Unknown,
     /// The statement holds an unterminated string, quoted identifier or comment: the text does not
     /// lex (under the rules in force).
     Unlexable,
@@ -385,16 +577,49 @@ enum Verdict {
     },
 }
 
+/// A comment hint that overrides the classification of its statement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hint {
+    /// `/* diesel_rw:primary */`: the statement is a write.
+    Primary,
+    /// `/* diesel_rw:replica */`: the statement is a read, unless it writes.
+    Replica,
+}
+
 /// First keywords of statements that are reads unless they contain a write (see [`scan_read`]).
 const READ_STARTS: &[&str] = &["SELECT", "WITH", "VALUES", "TABLE", "SHOW", "HELP"];
 /// First keywords of statements that show a plan (see [`explain_options`]).
 const EXPLAIN_STARTS: &[&str] = &["EXPLAIN", "DESCRIBE", "DESC"];
 /// Keywords of a data-modifying statement nested in a read (`WITH x AS (DELETE ...)`).
 const DATA_MODIFYING: &[&str] = &["INSERT", "UPDATE", "DELETE", "MERGE", "REPLACE"];
+/// First keywords of statements that write whatever follows: the classification stops there, and
+/// a `diesel_rw:replica` hint does not change it. Other unrecognised statements (`CALL`, `DO`,
+/// `EXECUTE`, `SET`, transaction control, ...) are writes too, but a hint can make them reads.
+const WRITE_STARTS: &[&str] = &[
+    "ALTER", "ANALYSE", "ANALYZE", "CLUSTER", "COMMENT", "CREATE", "DELETE", "DROP", "GRANT",
+    "IMPORT", "INSERT", "LOAD", "LOCK", "MERGE", "NOTIFY", "OPTIMIZE", "REASSIGN", "REFRESH",
+    "REINDEX", "RENAME", "REPAIR", "REPLACE", "REVOKE", "SECURITY", "TRUNCATE", "UPDATE", "UPSERT",
+    "VACUUM",
+];
+/// Statements whose `EXPLAIN` is classified as the statement (MySQL), after `EXPLAIN` or
+/// MariaDB's `ANALYZE`.
+const EXPLAINABLE: &[&str] = &[
+    "SELECT", "WITH", "VALUES", "TABLE", "INSERT", "UPDATE", "DELETE", "REPLACE",
+];
 
 /// Classifies the statement that starts at the lexer's position, and consumes it (up to and
-/// including its `;`) unless it is a write.
+/// including its `;`) unless it is a write or unknown.
 fn statement(lexer: &mut Lexer<'_>) -> Verdict {
+    lexer.hint = None;
+    let verdict = statement_body(lexer);
+    match verdict {
+        Verdict::Read { .. } if lexer.hint == Some(Hint::Primary) => Verdict::WriteInside,
+        verdict => verdict,
+    }
+}
+
+/// [`statement`] without its hint.
+fn statement_body(lexer: &mut Lexer<'_>) -> Verdict {
     let mut parens = false;
     loop {
         match lexer.next_token() {
@@ -412,12 +637,106 @@ fn statement(lexer: &mut Lexer<'_>) -> Verdict {
                 match explain_options(lexer) {
                     // EXPLAIN ANALYZE runs the statement: classify it.
                     Ok(true) => parens = false,
+                    Ok(false) if lexer.dialect.explain_checks_statement() => {
+                        // MySQL: EXPLAIN of a statement is classified as the statement; of a
+                        // table (`EXPLAIN t`, `DESCRIBE t col`) or a connection, a read.
+                        let mut ahead = lexer.clone();
+                        match ahead.next_token() {
+                            Some(Token::Word(word)) if is_one_of(word, EXPLAINABLE) => {
+                                parens = false;
+                            }
+                            Some(Token::Punct(b'(')) => parens = false,
+                            _ => return scan_read(lexer, false),
+                        }
+                    }
                     Ok(false) => return scan_read(lexer, false),
                     Err(verdict) => return verdict,
                 }
             }
+            Some(Token::Word(word))
+                if lexer.dialect.explain_checks_statement()
+                    && !parens
+                    && word.eq_ignore_ascii_case("ANALYZE") =>
+            {
+                // MariaDB: `ANALYZE [FORMAT=JSON] SELECT ...` runs the statement and shows its
+                // plan; `ANALYZE TABLE t` (and PostgreSQL's `ANALYZE t`) is a write.
+                let mut ahead = lexer.clone();
+                match ahead.next_token() {
+                    // `ANALYZE TABLE t` is the write.
+                    Some(Token::Word(word))
+                        if is_one_of(word, EXPLAINABLE) && !word.eq_ignore_ascii_case("TABLE") => {}
+                    Some(Token::Word(word)) if word.eq_ignore_ascii_case("FORMAT") => {
+                        if let Err(verdict) = explain_options(lexer) {
+                            return verdict;
+                        }
+                    }
+                    _ => return Verdict::Write,
+                }
+            }
+            Some(Token::Word(word))
+                if lexer.dialect.has_copy() && word.eq_ignore_ascii_case("COPY") =>
+            {
+                return copy(lexer);
+            }
+            Some(Token::Word(word)) if is_one_of(word, WRITE_STARTS) => return Verdict::Write,
             Some(Token::Unterminated) => return Verdict::Unlexable,
-            Some(_) => return Verdict::Write,
+            Some(_) => return Verdict::Unknown,
+        }
+    }
+}
+
+/// Classifies the rest of a PostgreSQL `COPY`: `COPY table [(columns)] TO STDOUT ...` and
+/// `COPY (read) TO STDOUT ...` are reads; `COPY ... FROM`, `COPY ... TO 'file'` and
+/// `TO PROGRAM` are writes (the last two write the server's files).
+fn copy(lexer: &mut Lexer<'_>) -> Verdict {
+    let mut ahead = lexer.clone();
+    if ahead.next_token() == Some(Token::Punct(b'(')) {
+        // COPY (query) TO ...: the query must be a read, up to its closing parenthesis.
+        *lexer = ahead;
+        match lexer.next_token() {
+            Some(Token::Word(word)) if is_one_of(word, READ_STARTS) => {}
+            Some(Token::Unterminated) => return Verdict::Unlexable,
+            _ => return Verdict::WriteInside,
+        }
+        match scan_read_until(lexer, true, true) {
+            Scan::Close => {}
+            Scan::Write => return Verdict::WriteInside,
+            Scan::Unlexable => return Verdict::Unlexable,
+            Scan::End | Scan::Semicolon => return Verdict::Write,
+        }
+    } else {
+        // COPY [BINARY] table [(columns)]: names, dots and a parenthesized column list.
+        let mut depth = 0_usize;
+        loop {
+            let mut ahead = lexer.clone();
+            match ahead.next_token() {
+                Some(Token::Punct(b'(')) => depth += 1,
+                Some(Token::Punct(b')')) if depth > 0 => depth -= 1,
+                Some(Token::Word(word))
+                    if depth == 0
+                        && (word.eq_ignore_ascii_case("TO")
+                            || word.eq_ignore_ascii_case("FROM")) =>
+                {
+                    break;
+                }
+                Some(Token::Word(_) | Token::Quoted(_) | Token::Punct(b'.' | b',')) => {}
+                Some(Token::Unterminated) => return Verdict::Unlexable,
+                _ => return Verdict::Unknown,
+            }
+            *lexer = ahead;
+        }
+    }
+    let is = |token: Option<Token<'_>>, keyword: &str| matches!(token, Some(Token::Word(w)) if w.eq_ignore_ascii_case(keyword));
+    if !is(lexer.next_token(), "TO") || !is(lexer.next_token(), "STDOUT") {
+        return Verdict::WriteInside;
+    }
+    // The options (WITH (FORMAT csv), CSV HEADER, ...) are not SQL that runs.
+    loop {
+        match lexer.next_token() {
+            None => return Verdict::Read { more: false },
+            Some(Token::Punct(b';')) => return Verdict::Read { more: true },
+            Some(Token::Unterminated) => return Verdict::Unlexable,
+            Some(_) => {}
         }
     }
 }
@@ -429,7 +748,11 @@ fn explain_options(lexer: &mut Lexer<'_>) -> Result<bool, Verdict> {
     let mut analyze = false;
     // PostgreSQL: EXPLAIN (ANALYZE, BUFFERS) ...
     let mut ahead = lexer.clone();
-    if ahead.next_token() == Some(Token::Punct(b'(')) {
+    let options = ahead.next_token() == Some(Token::Punct(b'('))
+        && !matches!(ahead.clone().next_token(),
+            Some(Token::Word(word)) if is_one_of(word, EXPLAINABLE))
+        && ahead.clone().next_token() != Some(Token::Punct(b'('));
+    if options {
         *lexer = ahead;
         let mut depth = 1_usize;
         let mut previous = None;
@@ -437,7 +760,7 @@ fn explain_options(lexer: &mut Lexer<'_>) -> Result<bool, Verdict> {
             let token = lexer.next_token().ok_or(Verdict::Write)?;
             match token {
                 Token::Punct(b'(') if previous.is_some_and(calls_write_function) => {
-                    return Err(Verdict::Write);
+                    return Err(Verdict::WriteInside);
                 }
                 Token::Punct(b'(') => depth += 1,
                 Token::Punct(b')') => depth -= 1,
@@ -484,24 +807,55 @@ fn is_analyze(word: &str) -> bool {
 /// Scans the rest of a read statement for what makes it a write (see the module documentation):
 /// with `full`, everything; without (a plain `EXPLAIN`), only calls of write functions.
 fn scan_read(lexer: &mut Lexer<'_>, full: bool) -> Verdict {
+    match scan_read_until(lexer, full, false) {
+        Scan::End => Verdict::Read { more: false },
+        Scan::Semicolon => Verdict::Read { more: true },
+        Scan::Write => Verdict::WriteInside,
+        Scan::Unlexable => Verdict::Unlexable,
+        // A `)` that closes nothing: not SQL.
+        Scan::Close => Verdict::Unknown,
+    }
+}
+
+/// Where [`scan_read_until`] stopped.
+enum Scan {
+    /// At the end of the text.
+    End,
+    /// After a `;`.
+    Semicolon,
+    /// After a `)` that closes a parenthesis opened before the scan (with `nested`).
+    Close,
+    /// At a token that makes the statement a write.
+    Write,
+    /// At a token that does not lex.
+    Unlexable,
+}
+
+/// Scans read-statement tokens for what makes them a write (see [`scan_read`]); with `nested`,
+/// stops after the `)` that closes the parenthesis the scan began in.
+fn scan_read_until(lexer: &mut Lexer<'_>, full: bool, nested: bool) -> Scan {
     let mut previous = None;
     let mut before_previous = None;
+    let mut depth = 0_usize;
     loop {
         let Some(token) = lexer.next_token() else {
-            return Verdict::Read { more: false };
+            return Scan::End;
         };
         match token {
-            Token::Punct(b';') => return Verdict::Read { more: true },
-            Token::Unterminated => return Verdict::Unlexable,
+            Token::Punct(b';') => return Scan::Semicolon,
+            Token::Unterminated => return Scan::Unlexable,
             Token::Punct(b'(') if previous.is_some_and(calls_write_function) => {
-                return Verdict::Write;
+                return Scan::Write;
             }
+            Token::Punct(b'(') => depth += 1,
+            Token::Punct(b')') if depth > 0 => depth -= 1,
+            Token::Punct(b')') if nested => return Scan::Close,
             Token::Word(word)
                 if full
                     && previous != Some(Token::Punct(b'.'))
                     && word_makes_write(word, lexer) =>
             {
-                return Verdict::Write;
+                return Scan::Write;
             }
             // MySQL: SELECT @v := ...
             Token::Assign
@@ -512,7 +866,7 @@ fn scan_read(lexer: &mut Lexer<'_>, full: bool) -> Verdict {
                         Some(Token::Word(_) | Token::Quoted(_) | Token::Literal)
                     ) =>
             {
-                return Verdict::Write;
+                return Scan::Write;
             }
             _ => {}
         }
@@ -620,6 +974,10 @@ struct Lexer<'a> {
     seen: Rules,
     /// Inside a MySQL `/*! ... */` executable comment.
     in_executable_comment: bool,
+    /// The statement grammar (not the lexical rules, which are `rules`).
+    dialect: SqlDialect,
+    /// The last `diesel_rw:` hint comment skipped in the current statement.
+    hint: Option<Hint>,
 }
 
 impl<'a> Lexer<'a> {
@@ -631,6 +989,28 @@ impl<'a> Lexer<'a> {
             rules,
             seen: 0,
             in_executable_comment: false,
+            dialect: SqlDialect::Any,
+            hint: None,
+        }
+    }
+
+    /// Whether nothing but whitespace and comments is left.
+    fn at_end(&self) -> bool {
+        self.clone().next_token().is_none()
+    }
+
+    /// Notes a hint if the comment text `body` (without its delimiters) is one:
+    /// `diesel_rw:primary` or `diesel_rw:replica`, ASCII case-insensitive, spaces around allowed.
+    fn note_hint(&mut self, body: &[u8]) {
+        let body = body.trim_ascii();
+        if body.len() != 17 || !body[..10].eq_ignore_ascii_case(b"diesel_rw:") {
+            return;
+        }
+        if body[10..].eq_ignore_ascii_case(b"primary") {
+            // A primary hint is never undone by a later replica hint.
+            self.hint = Some(Hint::Primary);
+        } else if body[10..].eq_ignore_ascii_case(b"replica") && self.hint.is_none() {
+            self.hint = Some(Hint::Replica);
         }
     }
 
@@ -716,7 +1096,13 @@ impl<'a> Lexer<'a> {
     /// Skips a line comment, up to (not including) the end of the line.
     fn skip_line(&mut self) {
         let rest = &self.sql.as_bytes()[self.pos..];
-        self.pos += rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        let len = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        // `-- diesel_rw:primary` or `# diesel_rw:primary`
+        let marker = if rest.first() == Some(&b'#') { 1 } else { 2 };
+        if len <= 48 {
+            self.note_hint(&rest[marker.min(len)..len]);
+        }
+        self.pos += len;
     }
 
     /// Skips the block comment at `pos`; `false` if it does not end.
@@ -730,6 +1116,9 @@ impl<'a> Lexer<'a> {
                     i += 2;
                     depth -= 1;
                     if depth == 0 {
+                        if i - self.pos <= 48 {
+                            self.note_hint(&bytes[self.pos + 2..i - 2]);
+                        }
                         self.pos = i;
                         return true;
                     }
@@ -1221,39 +1610,280 @@ mod tests {
         read("DESC users");
     }
 
+    #[track_caller]
+    fn read_in(dialect: SqlDialect, sql: &str) {
+        assert_eq!(
+            classify_sql_in(sql, dialect),
+            Read,
+            "expected a read under {dialect:?}: {sql:?}"
+        );
+    }
+
+    #[track_caller]
+    fn write_in(dialect: SqlDialect, sql: &str) {
+        assert_eq!(
+            classify_sql_in(sql, dialect),
+            Write,
+            "expected a write under {dialect:?}: {sql:?}"
+        );
+    }
+
+    use SqlDialect::{Any, Mysql, Postgres, Sqlite as Lite};
+
     #[test]
     fn explain() {
-        read("EXPLAIN SELECT * FROM t");
-        read("EXPLAIN DELETE FROM t");
-        read("explain insert into t values (1)");
-        read("EXPLAIN VERBOSE UPDATE t SET a = 1");
-        read("EXPLAIN (COSTS OFF, FORMAT JSON) DELETE FROM t");
-        read("EXPLAIN QUERY PLAN SELECT * FROM t");
-        read("EXPLAIN FORMAT=JSON DELETE FROM t");
-        read("EXPLAIN FORMAT = 'JSON' DELETE FROM t");
-        read("EXPLAIN FORMAT JSON SELECT 1");
-        write("EXPLAIN FORMAT; DELETE FROM t");
-        write("EXPLAIN FORMAT=; DELETE FROM t");
-        write("EXPLAIN (SELECT nextval('s'))");
-        read("EXPLAIN (SELECT 1)");
-        read("DESCRIBE SELECT * FROM t");
-        write("EXPLAIN SELECT nextval('s')");
-        write("EXPLAIN ANALYZE DELETE FROM t");
-        write("EXPLAIN ANALYSE UPDATE t SET a = 1");
-        write("explain analyze verbose insert into t values (1)");
-        write("EXPLAIN (ANALYZE) DELETE FROM t");
-        write("EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) DELETE FROM t");
-        write("EXPLAIN (FORMAT JSON, ANALYZE true) INSERT INTO t VALUES (1)");
-        write("EXPLAIN ANALYZE FORMAT=TREE DELETE FROM t");
-        write("EXPLAIN ANALYZE SELECT * FROM t FOR UPDATE");
-        write("EXPLAIN ANALYZE SELECT nextval('s')");
-        write("EXPLAIN (ANALYZE");
-        read("EXPLAIN ANALYZE SELECT * FROM t");
-        read("EXPLAIN (ANALYZE, BUFFERS) SELECT * FROM t JOIN u ON u.id = t.id");
-        read("EXPLAIN ANALYZE (SELECT 1) UNION (SELECT 2)");
-        read("EXPLAIN ANALYZE WITH x AS (SELECT 1) SELECT * FROM x");
-        read("EXPLAIN DELETE FROM t; SELECT 1");
-        write("EXPLAIN SELECT 1; DELETE FROM t");
+        for d in [Postgres, Lite] {
+            // A plain EXPLAIN does not run its statement.
+            read_in(d, "EXPLAIN DELETE FROM t");
+            read_in(d, "explain insert into t values (1)");
+            read_in(d, "EXPLAIN VERBOSE UPDATE t SET a = 1");
+            read_in(d, "EXPLAIN (COSTS OFF, FORMAT JSON) DELETE FROM t");
+            read_in(d, "EXPLAIN QUERY PLAN SELECT * FROM t");
+            read_in(d, "EXPLAIN SELECT * FROM t FOR UPDATE");
+            read_in(d, "EXPLAIN DELETE FROM t; SELECT 1");
+        }
+        for d in [Postgres, Mysql, Lite, Any] {
+            read_in(d, "EXPLAIN SELECT * FROM t");
+            read_in(d, "EXPLAIN FORMAT JSON SELECT 1");
+            write_in(d, "EXPLAIN FORMAT; DELETE FROM t");
+            write_in(d, "EXPLAIN FORMAT=; DELETE FROM t");
+            write_in(d, "EXPLAIN (SELECT nextval('s'))");
+            read_in(d, "EXPLAIN (SELECT 1)");
+            read_in(d, "DESCRIBE SELECT * FROM t");
+            write_in(d, "EXPLAIN SELECT nextval('s')");
+            write_in(d, "EXPLAIN ANALYZE DELETE FROM t");
+            write_in(d, "EXPLAIN ANALYSE UPDATE t SET a = 1");
+            write_in(d, "explain analyze verbose insert into t values (1)");
+            write_in(d, "EXPLAIN (ANALYZE) DELETE FROM t");
+            write_in(d, "EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) DELETE FROM t");
+            write_in(
+                d,
+                "EXPLAIN (FORMAT JSON, ANALYZE true) INSERT INTO t VALUES (1)",
+            );
+            write_in(d, "EXPLAIN ANALYZE FORMAT=TREE DELETE FROM t");
+            write_in(d, "EXPLAIN ANALYZE SELECT * FROM t FOR UPDATE");
+            write_in(d, "EXPLAIN ANALYZE SELECT nextval('s')");
+            write_in(d, "EXPLAIN (ANALYZE");
+            read_in(d, "EXPLAIN ANALYZE SELECT * FROM t");
+            read_in(
+                d,
+                "EXPLAIN (ANALYZE, BUFFERS) SELECT * FROM t JOIN u ON u.id = t.id",
+            );
+            read_in(d, "EXPLAIN ANALYZE (SELECT 1) UNION (SELECT 2)");
+            read_in(d, "EXPLAIN ANALYZE WITH x AS (SELECT 1) SELECT * FROM x");
+            write_in(d, "EXPLAIN SELECT 1; DELETE FROM t");
+        }
+    }
+
+    #[test]
+    fn mysql_explain_of_a_write_is_a_write() {
+        // MariaDB/MySQL refuse these in a read-only transaction and on a read_only replica.
+        for d in [Mysql, Any] {
+            write_in(d, "EXPLAIN DELETE FROM t");
+            write_in(d, "EXPLAIN INSERT INTO t VALUES (1)");
+            write_in(d, "EXPLAIN UPDATE t SET a = 1");
+            write_in(d, "EXPLAIN REPLACE INTO t VALUES (1)");
+            write_in(d, "EXPLAIN FORMAT=JSON DELETE FROM t");
+            write_in(d, "EXPLAIN FORMAT = 'JSON' UPDATE t SET a = 1");
+            write_in(d, "EXPLAIN EXTENDED INSERT INTO t SELECT * FROM u");
+            write_in(d, "EXPLAIN PARTITIONS DELETE FROM t WHERE id = 1");
+            write_in(d, "DESCRIBE DELETE FROM t");
+            write_in(d, "DESC UPDATE t SET a = 1");
+            write_in(d, "EXPLAIN SELECT * FROM t FOR UPDATE");
+            write_in(d, "EXPLAIN SELECT * FROM t LOCK IN SHARE MODE");
+            write_in(d, "EXPLAIN EXTENDED SELECT * FROM t FOR SHARE");
+            write_in(d, "EXPLAIN SELECT NEXT VALUE FOR s");
+            write_in(d, "EXPLAIN SELECT NEXTVAL(s)");
+            write_in(d, "EXPLAIN (SELECT * FROM t FOR UPDATE)");
+            write_in(d, "EXPLAIN WITH x AS (SELECT 1) UPDATE t, x SET t.a = 1");
+            write_in(d, "EXPLAIN DELETE FROM t; SELECT 1");
+            // Of a table, a column, a connection: reads.
+            read_in(d, "EXPLAIN t");
+            read_in(d, "DESCRIBE `t`");
+            read_in(d, "DESC t a");
+            read_in(d, "EXPLAIN FOR CONNECTION 12");
+            read_in(d, "EXPLAIN EXTENDED SELECT * FROM t WHERE a = 1");
+            read_in(d, "EXPLAIN FORMAT=JSON SELECT * FROM t");
+            read_in(d, "EXPLAIN SELECT * FROM t; SELECT 1");
+            // MariaDB's ANALYZE statement runs its statement.
+            read_in(d, "ANALYZE SELECT * FROM t");
+            read_in(d, "ANALYZE FORMAT=JSON SELECT * FROM t");
+            write_in(d, "ANALYZE DELETE FROM t");
+            write_in(d, "ANALYZE FORMAT=JSON UPDATE t SET a = 1");
+            write_in(d, "ANALYZE SELECT * FROM t FOR UPDATE");
+            write_in(d, "ANALYZE TABLE t");
+            write_in(d, "ANALYZE NO_WRITE_TO_BINLOG TABLE t");
+        }
+        write_in(Postgres, "ANALYZE t");
+        write_in(Postgres, "ANALYZE SELECT");
+        write_in(Lite, "ANALYZE");
+    }
+
+    #[test]
+    fn postgres_copy() {
+        for d in [Postgres, Any] {
+            read_in(d, "COPY t TO STDOUT");
+            read_in(
+                d,
+                "copy public.t (a, b) to stdout with (format csv, header)",
+            );
+            read_in(d, r#"COPY "s"."t" TO STDOUT CSV HEADER"#);
+            read_in(d, "COPY BINARY t TO STDOUT");
+            read_in(d, "COPY (SELECT * FROM t WHERE a IN (1, 2)) TO STDOUT");
+            read_in(
+                d,
+                "COPY (WITH x AS (SELECT 1) SELECT * FROM x) TO STDOUT (FORMAT binary)",
+            );
+            read_in(d, "COPY (VALUES (1), (2)) TO STDOUT; SELECT 1");
+            write_in(d, "COPY t FROM STDIN");
+            write_in(d, "COPY t (a) FROM STDIN WITH (FORMAT csv)");
+            write_in(d, "COPY t TO '/tmp/t.csv'");
+            write_in(d, "COPY t TO PROGRAM 'cat > /tmp/x'");
+            write_in(d, "COPY (SELECT * FROM t FOR UPDATE) TO STDOUT");
+            write_in(d, "COPY (SELECT nextval('s')) TO STDOUT");
+            write_in(d, "COPY (DELETE FROM t RETURNING *) TO STDOUT");
+            write_in(d, "COPY (INSERT INTO t VALUES (1) RETURNING *) TO STDOUT");
+            write_in(d, "COPY t TO STDOUT; DELETE FROM t");
+            write_in(d, "COPY (SELECT 1; DELETE FROM t");
+            write_in(d, "COPY t;");
+            write_in(d, "COPY");
+        }
+        write_in(Mysql, "COPY t TO STDOUT");
+        write_in(Lite, "COPY t TO STDOUT");
+    }
+
+    #[test]
+    fn comments_per_dialect() {
+        // `#` is a comment on MySQL only: on PostgreSQL an operator.
+        read_in(Mysql, "SELECT 1 # FOR UPDATE");
+        write_in(Postgres, "SELECT 1 # FOR UPDATE");
+        read_in(Postgres, "SELECT data #>> '{a,b}' FROM t");
+        read_in(Postgres, "SELECT 1 # 2");
+        write_in(Postgres, "SELECT 1 # 2; DELETE FROM t");
+        read_in(Mysql, "SELECT 1 # 2; DELETE FROM t");
+        read_in(Mysql, "# a comment line\nSELECT * FROM t");
+        write_in(Postgres, "# a comment line\nSELECT * FROM t");
+        // `--` needs a space on MySQL.
+        write_in(Mysql, "SELECT 1--1; DELETE FROM t");
+        read_in(Postgres, "SELECT 1--1; DELETE FROM t");
+        read_in(Lite, "SELECT 1--1; DELETE FROM t");
+        // Nested block comments: PostgreSQL only.
+        write_in(
+            Postgres,
+            "/* a /* b */ DELETE FROM t */ SELECT 1 */ DELETE FROM t",
+        );
+        read_in(Postgres, "/* a /* b */ DELETE FROM t */ SELECT 1");
+        write_in(Mysql, "/* a /* b */ DELETE FROM t */ SELECT 1");
+        write_in(Lite, "/* a /* b */ DELETE FROM t */ SELECT 1");
+        // Executable comments: MySQL only (read both as SQL and as a comment there).
+        write_in(Mysql, "SELECT 1 /*! FOR UPDATE */");
+        write_in(Mysql, "SELECT 1 /*M!100100 FOR UPDATE */");
+        read_in(Postgres, "SELECT 1 /*! FOR UPDATE */");
+        read_in(Mysql, "SELECT /*!40001 SQL_NO_CACHE */ * FROM t");
+        // Backslashes: MySQL escapes (and reads it without, NO_BACKSLASH_ESCAPES); PostgreSQL in
+        // E'' strings (and in '' with standard_conforming_strings off).
+        read_in(Mysql, "SELECT * FROM t WHERE name = 'O\\'Brien'");
+        read_in(Postgres, "SELECT E'it\\'s; DELETE FROM t'");
+        write_in(Postgres, "SELECT 'a\\'; DELETE FROM t; SELECT '");
+        write_in(Mysql, "SELECT 'a\\''; DELETE FROM t; SELECT '");
+        // `[a]` is an identifier on SQLite only.
+        read_in(Lite, "SELECT [a;b] FROM t");
+        write_in(Postgres, "SELECT [a;b] FROM t");
+        read_in(Postgres, "SELECT a[1] FROM t");
+        // Dollar quotes: PostgreSQL's.
+        read_in(Postgres, "SELECT $$;DELETE FROM t;$$");
+    }
+
+    #[test]
+    fn hints() {
+        for d in [Postgres, Mysql, Lite, Any] {
+            write_in(d, "/* diesel_rw:primary */ SELECT * FROM t");
+            write_in(d, "SELECT * FROM t /* diesel_rw:primary */");
+            write_in(d, "SELECT /*diesel_rw:PRIMARY*/ 1");
+            write_in(d, "SELECT 1 -- diesel_rw:primary");
+            write_in(d, "SELECT 1; SELECT 2 /* diesel_rw:primary */");
+            write_in(d, "/* diesel_rw:primary */ SELECT 1; SELECT 2");
+            read_in(d, "SELECT '/* diesel_rw:primary */'");
+            read_in(d, "SELECT 1 /* diesel_rw: primary */");
+            read_in(d, "SELECT 1 /* diesel_rw:primaryx */");
+            // replica: a read of what is only unrecognised...
+            read_in(d, "/* diesel_rw:replica */ CALL report(1)");
+            read_in(d, "CALL report(1) /* diesel_rw:replica */");
+            read_in(d, "EXECUTE stmt /* diesel_rw:replica */; SELECT 1");
+            write_in(d, "EXECUTE stmt /* diesel_rw:replica */; CALL p()");
+            write_in(d, "CALL report(1)");
+            write_in(d, "CALL report(1); /* diesel_rw:replica */ SELECT 1");
+            // ...never of a write.
+            write_in(d, "/* diesel_rw:replica */ INSERT INTO t VALUES (1)");
+            write_in(d, "DELETE FROM t /* diesel_rw:replica */");
+            write_in(d, "/* diesel_rw:replica */ SELECT * FROM t FOR UPDATE");
+            write_in(d, "/* diesel_rw:replica */ SELECT nextval('s')");
+            write_in(
+                d,
+                "/* diesel_rw:replica */ WITH x AS (DELETE FROM t RETURNING 1) SELECT 1",
+            );
+            write_in(d, "/* diesel_rw:replica */ CREATE TABLE t (a int)");
+            write_in(
+                d,
+                "/* diesel_rw:replica */ /* diesel_rw:primary */ CALL p()",
+            );
+            write_in(
+                d,
+                "/* diesel_rw:primary */ /* diesel_rw:replica */ CALL p()",
+            );
+            write_in(d, "/* diesel_rw:replica */ (;");
+        }
+        read_in(Mysql, "CALL p() # diesel_rw:replica");
+        write_in(Mysql, "/* diesel_rw:replica */ EXPLAIN DELETE FROM t");
+    }
+
+    #[test]
+    fn writes_stop_at_their_first_keyword() {
+        // An INSERT is settled at `INSERT`: what follows is not lexed (here it would not lex).
+        let sql = "INSERT INTO t VALUES ('unterminated";
+        let (kind, _) = classify_with(sql, 0, Postgres);
+        assert_eq!(kind, Some(Write));
+        for d in [Postgres, Mysql, Lite, Any] {
+            write_in(d, sql);
+            write_in(d, "UPDATE t SET a = $$");
+            write_in(d, "delete from t where a = '");
+        }
+    }
+
+    #[test]
+    fn built_in_functions_that_write() {
+        for d in [Postgres, Any] {
+            write_in(d, "SELECT brin_summarize_range('i', 0)");
+            write_in(d, "SELECT brin_summarize_new_values('i'::regclass)");
+            write_in(d, "SELECT brin_desummarize_range('i', 0)");
+            write_in(d, "SELECT gin_clean_pending_list('i')");
+            write_in(d, "SELECT diesel_manage_updated_at('users')");
+            write_in(d, "SELECT pg_catalog.pg_create_restore_point('x')");
+            write_in(d, "SELECT * FROM pg_create_physical_replication_slot('s')");
+            write_in(d, "SELECT lo_open(1, 131072)");
+        }
+    }
+
+    #[test]
+    fn diesel_sql_is_classified_alike_in_its_dialect() {
+        for (d, sql) in [
+            (
+                Postgres,
+                r#"SELECT "users"."id" FROM "users" WHERE ("users"."id" = $1)"#,
+            ),
+            (
+                Mysql,
+                "SELECT `users`.`id` FROM `users` WHERE (`users`.`id` = ?)",
+            ),
+            (
+                Lite,
+                r#"SELECT "users"."id" FROM "users" WHERE ("users"."id" = ?)"#,
+            ),
+        ] {
+            read_in(d, sql);
+            read_in(Any, sql);
+            write_in(d, &format!("{sql} FOR UPDATE"));
+        }
     }
 
     #[test]
@@ -1457,7 +2087,7 @@ mod tests {
     fn every_dialect_rule_at_once_terminates() {
         let sql = "SELECT 'a\\b', \"c\\d\", E'x', a[1], 1 --x\n /* /* */ */ /*! 1 */ # c\n";
         read(sql);
-        let (_, seen) = classify_with(sql, u8::MAX);
+        let (_, seen) = classify_with(sql, u8::MAX, SqlDialect::Any);
         assert_eq!(seen, u8::MAX);
         write(&format!("{sql}; DELETE FROM t"));
         read("SELECT 'a\\b', \"c\\d\", E'x', a[1], 1 --x\n /* c */ /*! 1 */ # c\n");
@@ -1498,9 +2128,9 @@ mod tests {
     #[test]
     fn base_reading_of_diesel_sql_is_lexed_once() {
         let sql = r#"SELECT "users"."id" FROM "users" WHERE ("users"."id" = $1)"#;
-        assert_eq!(classify_with(sql, 0), (Some(Read), 0));
-        assert_eq!(classify_with("SELECT 'x", 0), (None, 0));
-        let (_, seen) = classify_with("SELECT 'a\\b' # c", 0);
+        assert_eq!(classify_with(sql, 0, SqlDialect::Any), (Some(Read), 0));
+        assert_eq!(classify_with("SELECT 'x", 0, SqlDialect::Any), (None, 0));
+        let (_, seen) = classify_with("SELECT 'a\\b' # c", 0, SqlDialect::Any);
         assert_eq!(seen, BACKSLASH_IN_SINGLE | HASH_COMMENTS);
     }
 
@@ -1552,14 +2182,17 @@ mod tests {
         assert_eq!(classify_query::<Sqlite, _>(&other), Read);
         assert_eq!(classify_query::<Sqlite, _>(&query), Read);
         assert_eq!(renders(), before + 1);
-        assert_eq!(cached(id.unwrap()), Some(Read));
+        assert_eq!(cached(SqlDialect::Sqlite, id.unwrap()), Some(Read));
 
         let delete = diesel::delete(dsl::users.filter(dsl::id.eq(1)));
         assert!(static_id(&delete).is_some());
         assert_eq!(classify_query::<Sqlite, _>(&delete), Write);
         assert_eq!(classify_query::<Sqlite, _>(&delete), Write);
         assert_eq!(renders(), before + 2);
-        assert_eq!(cached(static_id(&delete).unwrap()), Some(Write));
+        assert_eq!(
+            cached(SqlDialect::Sqlite, static_id(&delete).unwrap()),
+            Some(Write)
+        );
     }
 
     #[test]
@@ -1612,7 +2245,10 @@ mod tests {
         assert_eq!(classify_query::<Sqlite, _>(&Unrenderable), Write);
         assert_eq!(classify_query::<Sqlite, _>(&Unrenderable), Write);
         assert_eq!(renders(), before + 2);
-        assert_eq!(cached(TypeId::of::<Unrenderable>()), None);
+        assert_eq!(
+            cached(SqlDialect::Sqlite, TypeId::of::<Unrenderable>()),
+            None
+        );
     }
 
     #[test]

@@ -94,7 +94,7 @@ pub use asynchronous::{
 };
 pub use backend::PositionQueries;
 pub use backend::RwBackend;
-pub use classify::{classify_sql, StatementKind};
+pub use classify::{classify_sql, classify_sql_in, SqlDialect, StatementKind};
 pub use config::{RwPoolBuilder, DATABASE_REPLICA_URLS, DATABASE_URL};
 pub use consistency::{Consistency, GtidPosition, Position, WriteToken};
 /// `#[read_only]` runs a function on a read-only connection (a replica); `#[master]` runs it on

@@ -22,7 +22,7 @@ use super::pool::Cluster;
 use super::stream::{FirstRow, RoutedStream};
 use super::transaction::AsyncRwTransactionManager;
 use crate::backend::RwBackend;
-use crate::classify::{classify_query, classify_sql, StatementKind};
+use crate::classify::{classify_query, classify_sql_in, StatementKind};
 use crate::config::Config;
 use crate::consistency::{Position, WriteToken};
 use crate::error::Error;
@@ -781,7 +781,7 @@ impl<C: AsyncPoolable> SimpleAsyncConnection for AsyncRwConnection<C> {
     /// connection error runs once more on another node (reads are safe to repeat); the replica
     /// is ejected.
     async fn batch_execute(&mut self, query: &str) -> QueryResult<()> {
-        let kind = classify_sql(query);
+        let kind = classify_sql_in(query, <C::Backend as crate::RwBackend>::DIALECT);
         let cluster = self.cluster.clone();
         let node = self.route(kind, || query.to_owned()).await?;
         let first = within(

@@ -44,6 +44,9 @@ pub trait RwBackend: Backend<QueryBuilder: Default> + Default {
     /// The backend's name, for messages.
     const NAME: &'static str;
 
+    /// The SQL grammar its statements are classified under (see [`crate::classify_sql_in`]).
+    const DIALECT: crate::SqlDialect = crate::SqlDialect::Any;
+
     /// SQL that makes every later transaction of the session read-only. Run once on every new
     /// replica connection, so that a write that reached a replica by mistake would fail there.
     const READ_ONLY_SESSION: &'static str;

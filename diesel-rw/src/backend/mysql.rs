@@ -9,6 +9,7 @@ use crate::url::{check_network_url, NodeUrl};
 
 impl RwBackend for Mysql {
     const NAME: &'static str = "MySQL";
+    const DIALECT: crate::SqlDialect = crate::SqlDialect::Mysql;
     // Blocks writes even for users with SUPER / READ_ONLY ADMIN (error 1792).
     const READ_ONLY_SESSION: &'static str = "SET SESSION TRANSACTION READ ONLY";
 

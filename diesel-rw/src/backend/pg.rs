@@ -9,6 +9,7 @@ use crate::url::{check_network_url, NodeUrl};
 
 impl RwBackend for Pg {
     const NAME: &'static str = "PostgreSQL";
+    const DIALECT: crate::SqlDialect = crate::SqlDialect::Postgres;
     const READ_ONLY_SESSION: &'static str = "SET default_transaction_read_only = on";
 
     // The WAL *insert* position: `pg_current_wal_lsn()` (the write position) can be lower than

@@ -9,6 +9,7 @@ use crate::url::NodeUrl;
 
 impl RwBackend for Sqlite {
     const NAME: &'static str = "SQLite";
+    const DIALECT: crate::SqlDialect = crate::SqlDialect::Sqlite;
     const READ_ONLY_SESSION: &'static str = "PRAGMA query_only = ON";
     const CONNECTIONS_CAN_BREAK: bool = false;
     const SESSION_SETUP: &'static str = "PRAGMA busy_timeout = 5000";

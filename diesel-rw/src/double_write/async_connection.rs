@@ -24,7 +24,7 @@ use super::health::{HealthReport, SideHealth};
 use super::pattern::{Pattern, Side};
 use super::shared_query::AsyncDoubleWriteBackend;
 use super::switch::PatternSwitch;
-use crate::classify::{classify_query, classify_sql, StatementKind};
+use crate::classify::{classify_query, classify_sql_in, StatementKind};
 use crate::error::Error;
 
 /// A diesel-async connection type that [`AsyncDoubleWriteConnection`] can wrap:
@@ -574,8 +574,13 @@ impl<'conn, C: AsyncDoubleWritable> Stream for DoubleWriteStream<'conn, C> {
 
 impl<C: AsyncDoubleWritable> SimpleAsyncConnection for AsyncDoubleWriteConnection<C> {
     async fn batch_execute(&mut self, query: &str) -> QueryResult<()> {
-        self.run(classify_sql(query), query.to_owned(), &Batch(query), same)
-            .await
+        self.run(
+            classify_sql_in(query, <C::Backend as crate::RwBackend>::DIALECT),
+            query.to_owned(),
+            &Batch(query),
+            same,
+        )
+        .await
     }
 }
 

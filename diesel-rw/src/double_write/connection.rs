@@ -23,7 +23,7 @@ use super::health::{HealthReport, SideHealth};
 use super::pattern::{Pattern, Side};
 use super::switch::PatternSwitch;
 use super::transaction::DoubleWriteTransactionManager;
-use crate::classify::{classify_query, classify_sql, StatementKind};
+use crate::classify::{classify_query, classify_sql_in, StatementKind};
 use crate::error::Error;
 use crate::replay::Replay;
 
@@ -67,7 +67,11 @@ use crate::replay::Replay;
 ///   first succeeded. In strict mode such a commit returns [`Error::PartialCommit`]. When the
 ///   first side refuses the COMMIT, the second side is rolled back and the call returns
 ///   [`Error::NothingApplied`]; when the first side's connection breaks during its COMMIT,
-///   [`Error::CommitOutcomeUnknown`]. A failure inside a savepoint that is then rolled back on
+///   [`Error::CommitOutcomeUnknown`], unless the outcome can be found: over a plain PostgreSQL
+///   connection the transaction's id is noted before the COMMIT, and a new connection asks
+///   `txid_status`: committed goes on to commit the second side (`Ok`), rolled back rolls it back
+///   ([`Error::NothingApplied`] caused by [`Error::NotCommitted`]); a side that is a routing
+///   connection resolves its own. A failure inside a savepoint that is then rolled back on
 ///   both sides leaves nothing to journal.
 /// - **Instrumentation** set with `set_instrumentation` sees every statement and transaction
 ///   event of both sides.
@@ -441,7 +445,7 @@ where
 {
     fn batch_execute(&mut self, query: &str) -> QueryResult<()> {
         self.run(
-            classify_sql(query),
+            classify_sql_in(query, <C::Backend as crate::RwBackend>::DIALECT),
             || query.to_owned(),
             |c| c.batch_execute(query),
             same,

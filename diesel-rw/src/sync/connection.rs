@@ -20,7 +20,7 @@ use super::node::{Held, NodeSource};
 use super::pool::Cluster;
 use super::transaction::RwTransactionManager;
 use crate::backend::RwBackend;
-use crate::classify::{classify_query, classify_sql, StatementKind};
+use crate::classify::{classify_query, classify_sql_in, StatementKind};
 use crate::config::Config;
 use crate::consistency::{Position, WriteToken};
 use crate::error::Error;
@@ -515,7 +515,7 @@ where
 {
     fn batch_execute(&mut self, query: &str) -> QueryResult<()> {
         self.run(
-            classify_sql(query),
+            classify_sql_in(query, <C::Backend as crate::RwBackend>::DIALECT),
             || query.to_owned(),
             |c| c.batch_execute(query),
         )

@@ -1,0 +1,194 @@
+//! The classifier's oracle on PostgreSQL: every statement of tests/corpus/postgres.sql runs on
+//! the primary 55432 inside `BEGIN READ ONLY` (in a session whose transactions default to
+//! read-only) and on the hot standby 55433, and is always rolled back; no statement that
+//! `classify_sql_in(.., SqlDialect::Postgres)` calls a read may be refused by either as a write
+//! (SQLSTATE 25006 read_only_sql_transaction, or "during recovery" on the standby). The objects
+//! live in a schema of the run's own, dropped afterwards.
+#![cfg(feature = "postgres")]
+
+mod common;
+#[path = "common/classify_oracle.rs"]
+#[allow(dead_code)]
+mod oracle;
+
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error};
+use diesel_rw::SqlDialect;
+use oracle::{Judge, Outcome};
+
+/// Runs statements read-only on one server, each in a transaction that is rolled back.
+struct PgJudge {
+    name: String,
+    url: String,
+    /// Run on every new session and after each statement's `DISCARD ALL`.
+    session: String,
+    conn: PgConnection,
+}
+
+impl PgJudge {
+    fn new(name: &str, url: &str, session: String) -> Self {
+        let mut conn = PgConnection::establish(url).unwrap();
+        conn.batch_execute(&session).unwrap();
+        PgJudge {
+            name: name.to_owned(),
+            url: url.to_owned(),
+            session,
+            conn,
+        }
+    }
+
+    fn reconnect(&mut self) {
+        self.conn = PgConnection::establish(&self.url).unwrap();
+        self.conn.batch_execute(&self.session).unwrap();
+    }
+
+    fn outcome(result: QueryResult<()>) -> Outcome {
+        match result {
+            Ok(()) => Outcome::Accepted,
+            Err(Error::DatabaseError(DatabaseErrorKind::ReadOnlyTransaction, info)) => {
+                Outcome::Refused(info.message().to_owned())
+            }
+            Err(e) => {
+                let message = e.to_string();
+                // The standby's refusals of WAL-writing functions: 55000 "recovery is in
+                // progress", and "cannot ... during recovery".
+                if message.contains("recovery is in progress")
+                    || message.contains("during recovery")
+                {
+                    Outcome::Refused(message)
+                } else {
+                    Outcome::Other(message)
+                }
+            }
+        }
+    }
+
+    fn run_once(&mut self, sql: &str) -> Outcome {
+        let result = self
+            .conn
+            .batch_execute("BEGIN READ ONLY")
+            .and_then(|()| self.conn.batch_execute(sql));
+        let mut outcome = Self::outcome(result);
+        if let Outcome::Other(message) = &outcome {
+            if message.contains("cannot run inside a transaction block")
+                || message.contains("cannot be executed inside a transaction block")
+            {
+                // VACUUM, CREATE DATABASE, ...: on their own, in a read-only session.
+                let _ = self.conn.batch_execute("ROLLBACK");
+                outcome = Self::outcome(self.conn.batch_execute(sql));
+            }
+        }
+        outcome
+    }
+}
+
+impl Judge for PgJudge {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn judge(&mut self, sql: &str) -> Outcome {
+        let mut outcome = self.run_once(sql);
+        if matches!(&outcome, Outcome::Other(m) if m.contains("conflict with recovery")) {
+            let _ = self.conn.batch_execute("ROLLBACK");
+            outcome = self.run_once(sql);
+        }
+        // A COPY that started leaves the connection in COPY mode: start afresh.
+        let copying = outcome == Outcome::Accepted && sql.to_ascii_uppercase().contains("COPY");
+        if copying
+            || self.conn.batch_execute("ROLLBACK").is_err()
+            || self.conn.batch_execute("DISCARD ALL").is_err()
+            || self.conn.batch_execute(&self.session).is_err()
+        {
+            self.reconnect();
+        }
+        outcome
+    }
+}
+
+/// Runs `sql` read-write on `url`, panicking with the statement on failure.
+fn exec(conn: &mut PgConnection, sql: &str) {
+    conn.batch_execute(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// Drops the run's schema when the test ends, whatever happens.
+struct Teardown {
+    url: String,
+    statements: Vec<String>,
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = PgConnection::establish(&self.url) {
+            for sql in &self.statements {
+                if let Err(e) = conn.batch_execute(sql) {
+                    eprintln!("teardown: {sql}: {e}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn postgres_refuses_no_statement_the_classifier_calls_a_read() {
+    let (primary, standby) = (common::pg::primary_url(), common::pg::replica_url());
+    let mut p = match PgConnection::establish(&primary) {
+        Ok(c) => c,
+        Err(e) => return common::unavailable("PostgreSQL", &e.to_string()),
+    };
+    if let Err(e) = PgConnection::establish(&standby) {
+        return common::unavailable("PostgreSQL", &format!("standby: {e}"));
+    }
+    let prefix = oracle::prefix();
+    let corpus = oracle::load("postgres.sql", &prefix, "-- corpus");
+    let _teardown = Teardown {
+        url: primary.clone(),
+        statements: corpus.teardown.clone(),
+    };
+    for sql in &corpus.setup {
+        exec(&mut p, sql);
+    }
+    let schema = format!("{prefix}s");
+    // The standby has the schema and its rows.
+    common::pg::wait_replayed(&primary, &standby);
+    let mut s = PgConnection::establish(&standby).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while s
+        .batch_execute(&format!("SELECT 1 FROM {schema}.{prefix}posts"))
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the standby lacks {schema}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let base = format!(
+        "SET search_path = {schema}, public; SET statement_timeout = '10s'; \
+         SET lock_timeout = '2s'; SET client_min_messages = error"
+    );
+    let mut judges: Vec<Box<dyn Judge>> = vec![
+        Box::new(PgJudge::new(
+            "primary 55432, BEGIN READ ONLY",
+            &primary,
+            format!("{base}; SET default_transaction_read_only = on"),
+        )),
+        Box::new(PgJudge::new("hot standby 55433", &standby, base)),
+    ];
+    oracle::check_judges(&mut judges, &format!("DELETE FROM {prefix}log"), "SELECT 1");
+    oracle::run("PostgreSQL", SqlDialect::Postgres, &corpus, &mut judges);
+
+    // Nothing the corpus ran changed the tables.
+    let count = |conn: &mut PgConnection, table: &str| -> i64 {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!(
+            "(SELECT count(*) FROM {schema}.{prefix}{table})"
+        )))
+        .get_result(conn)
+        .unwrap()
+    };
+    assert_eq!(count(&mut p, "users"), 20);
+    assert_eq!(count(&mut p, "posts"), 50);
+    assert_eq!(count(&mut p, "log"), 0);
+}
