@@ -6,6 +6,9 @@ mod common;
 #[macro_use]
 #[path = "common/migrate_verify.rs"]
 mod mv;
+#[macro_use]
+#[path = "common/migrate_journal.rs"]
+mod mj;
 
 use std::sync::OnceLock;
 
@@ -184,3 +187,12 @@ impl VerifyBed for Maria {
 }
 
 migrate_verify_suite!(crate::Maria);
+
+impl mj::JournalBed for Maria {
+    const READ_ONLY: &'static str = "SET SESSION TRANSACTION READ ONLY";
+    const SESSION: &'static str = "";
+    const BEGIN: &'static str = "BEGIN";
+}
+
+migrate_journal_suite!(crate::Maria);
+migrate_journal_network_suite!(crate::Maria);

@@ -6,6 +6,9 @@ mod common;
 #[macro_use]
 #[path = "common/migrate_verify.rs"]
 mod mv;
+#[macro_use]
+#[path = "common/migrate_journal.rs"]
+mod mj;
 
 use diesel::prelude::*;
 use mv::{eq, ne, Canon, Case, Values, VerifyBed, Writer};
@@ -160,3 +163,12 @@ impl VerifyBed for Pg {
 }
 
 migrate_verify_suite!(crate::Pg);
+
+impl mj::JournalBed for Pg {
+    const READ_ONLY: &'static str = "SET default_transaction_read_only = on";
+    const SESSION: &'static str = "";
+    const BEGIN: &'static str = "BEGIN";
+}
+
+migrate_journal_suite!(crate::Pg);
+migrate_journal_network_suite!(crate::Pg);

@@ -5,6 +5,9 @@ mod common;
 #[macro_use]
 #[path = "common/migrate_verify.rs"]
 mod mv;
+#[macro_use]
+#[path = "common/migrate_journal.rs"]
+mod mj;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -153,3 +156,11 @@ impl VerifyBed for Lite {
 }
 
 migrate_verify_suite!(crate::Lite);
+
+impl mj::JournalBed for Lite {
+    const READ_ONLY: &'static str = "PRAGMA query_only = ON";
+    const SESSION: &'static str = "PRAGMA busy_timeout = 300000";
+    const BEGIN: &'static str = "BEGIN IMMEDIATE";
+}
+
+migrate_journal_suite!(crate::Lite);

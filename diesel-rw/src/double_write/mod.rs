@@ -96,7 +96,9 @@ mod retry;
 #[cfg(feature = "async")]
 mod shared_query;
 mod spec;
+pub mod statement_keys;
 mod switch;
+mod table_journal;
 mod transaction;
 
 #[cfg(feature = "async")]
@@ -122,6 +124,7 @@ pub use retry::{transient, Retry, Transient};
 #[cfg(feature = "async")]
 pub use shared_query::{AsyncDoubleWriteBackend, SharedQuery};
 pub use switch::PatternSwitch;
+pub use table_journal::{TableJournal, TableJournalBuilder, TableJournalStats};
 pub use transaction::DoubleWriteTransactionManager;
 
 pub(crate) use counters::behind_message as counters_behind_message;

@@ -49,6 +49,7 @@ pub mod backfill;
 pub mod canonical;
 pub mod checkpoint;
 pub mod dialect;
+pub mod journal;
 pub mod key;
 pub mod repair;
 pub mod table;

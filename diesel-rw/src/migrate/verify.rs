@@ -14,7 +14,9 @@
 //! their delays once per run, and only when something differs).
 //!
 //! Modes ([`VerifyMode`]): every row; the rows changed since a time (on either side, by the
-//! table's "changed at" column); or the rows named by a list of keys (what a journal records).
+//! table's "changed at" column); or the rows named by a list of keys (what a journal records);
+//! [`Verify::run_journal`] takes them from the durable journal's pending entries and marks the
+//! entries done.
 //! Either side can be the authoritative one ([`Verify::authoritative`]): the source until
 //! `DstFirst`, the destination from then on; [`Repair`](super::repair::Repair) converges the
 //! other side to it.
@@ -175,6 +177,21 @@ impl VerifyReport {
     }
 }
 
+/// What [`Verify::run_journal`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JournalVerifyReport {
+    /// The verification's report (for [`Repair`](super::repair::Repair)).
+    pub report: VerifyReport,
+    /// How many pending entries of the table it read.
+    pub entries: usize,
+    /// The ids of the entries it marked done.
+    pub done: Vec<i64>,
+    /// Whether an entry without keys made it verify the whole table (or the changed-since
+    /// window).
+    pub whole_table: bool,
+}
+
 /// A verification of one table (see the [module docs](self)).
 #[derive(Clone, Debug)]
 pub struct Verify {
@@ -263,6 +280,94 @@ impl Verify {
         source: &mut C,
         destination: &mut C,
     ) -> Result<VerifyReport> {
+        self.run_mode(source, destination, &self.mode, &[])
+    }
+
+    /// An incremental verification from the durable journal
+    /// ([`migrate::journal`](super::journal)): the rows named by the table's pending entries,
+    /// then marks done each entry whose rows were found equal on both sides.
+    ///
+    /// `journal`: the connection to the journal's database; `None`: it is on the source.
+    ///
+    /// What is compared, by this verification's [`mode`](Self::mode):
+    /// - [`VerifyMode::Full`] (the default): the pending entries' keys only; if an entry names
+    ///   the table without keys (its statement did not reveal them), the whole table;
+    /// - [`VerifyMode::ChangedSince`]: the rows changed since that time **and** the entries'
+    ///   keys. Give the time of the last clean run: a row whose write never reached the
+    ///   journal (the process was killed between the two sides of the write) is found by its
+    ///   "changed at" column. An entry without keys is then covered by the window (it is
+    ///   marked done when the run is clean: the window must start before the entries);
+    /// - [`VerifyMode::Keys`]: those keys and the entries'.
+    ///
+    /// A keyed entry is marked done when none of its keys differs; an entry without keys when
+    /// the run (full or changed-since) found no difference at all. Entries recorded while it
+    /// runs stay pending for the next run. The differences are in the report, for
+    /// [`Repair`](super::repair::Repair); a run after the repair marks their entries done.
+    ///
+    /// Errors: those of [`run`](Self::run), and the journal database's.
+    pub fn run_journal<C: MigrateConnection>(
+        &self,
+        source: &mut C,
+        destination: &mut C,
+        mut journal: Option<&mut C>,
+    ) -> Result<JournalVerifyReport> {
+        let table = self.spec.describe(source)?;
+        let names = [table.name.as_str(), self.spec.name()];
+        let rows = match journal.as_deref_mut() {
+            Some(j) => super::journal::rows(j, super::journal::Which::Pending)?,
+            None => super::journal::rows(source, super::journal::Which::Pending)?,
+        };
+        let entries: Vec<super::journal::JournalRow> = rows
+            .into_iter()
+            .filter(|r| r.table.as_deref().is_some_and(|t| names.contains(&t)))
+            .collect();
+        let whole_table = entries.iter().any(|e| e.keys.is_none());
+        let keys: Vec<Key> = entries
+            .iter()
+            .flat_map(|e| e.keys.iter().flatten().cloned())
+            .collect();
+        let mode = match (&self.mode, whole_table) {
+            (VerifyMode::ChangedSince(_), _) | (VerifyMode::Keys(_), false) => self.mode.clone(),
+            (VerifyMode::Full, false) => VerifyMode::Keys(Vec::new()),
+            (VerifyMode::Full | VerifyMode::Keys(_), true) => VerifyMode::Full,
+        };
+        let report = self.run_mode(source, destination, &mode, &keys)?;
+        let differing: std::collections::HashSet<&Key> = report.diffs().map(|d| &d.key).collect();
+        let done: Vec<i64> = entries
+            .iter()
+            .filter(|e| match &e.keys {
+                Some(keys) => keys.iter().all(|k| !differing.contains(k)),
+                None => report.is_clean() && !matches!(mode, VerifyMode::Keys(_)),
+            })
+            .map(|e| e.id)
+            .collect();
+        let marked = match journal {
+            Some(j) => super::journal::mark_done(j, &done)?,
+            None => super::journal::mark_done(source, &done)?,
+        };
+        tracing::info!(
+            target: "diesel_rw::migrate",
+            table = %report.table,
+            entries = entries.len(),
+            done = marked,
+            whole_table,
+            "journal verify done"
+        );
+        Ok(JournalVerifyReport {
+            report,
+            entries: entries.len(),
+            done,
+            whole_table,
+        })
+    }
+
+    fn run_mode<C: MigrateConnection>(
+        &self,
+        source: &mut C,
+        destination: &mut C,
+        mode: &VerifyMode,
+        extra: &[Key],
+    ) -> Result<VerifyReport> {
         let started = Instant::now();
         let plan = Plan::new(self, source, destination)?;
         let mut run = Run {
@@ -286,10 +391,13 @@ impl Verify {
             source,
             destination,
         };
-        match &self.mode {
+        match mode {
             VerifyMode::Full => run.full(&mut conns)?,
-            VerifyMode::ChangedSince(since) => run.changed_since(&mut conns, since)?,
-            VerifyMode::Keys(keys) => run.keys(&mut conns, keys)?,
+            VerifyMode::ChangedSince(since) => run.changed_since(&mut conns, since, extra)?,
+            VerifyMode::Keys(keys) => {
+                let all: Vec<Key> = keys.iter().chain(extra).cloned().collect();
+                run.keys(&mut conns, &all)?
+            }
         }
         run.recheck(&mut conns)?;
         let mut report = run.report;
@@ -916,8 +1024,9 @@ impl Run<'_> {
         &mut self,
         conns: &mut Conns<'_, C>,
         since: &str,
+        extra: &[Key],
     ) -> Result<()> {
-        let mut keys = std::collections::BTreeSet::new();
+        let mut keys: std::collections::BTreeSet<Key> = extra.iter().cloned().collect();
         for side in [Side::Source, Side::Destination] {
             let table = &self.plan.side(side).table;
             let changed = table.changed_at_column().ok_or_else(|| {

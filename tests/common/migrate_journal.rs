@@ -1,0 +1,527 @@
+//! The durable journal suite ([`TableJournal`] and [`Verify::run_journal`]), the same named
+//! tests on every backend: each `migrate_verify_*` test file implements [`JournalBed`] for its
+//! [`VerifyBed`](crate::mv::VerifyBed) and calls `migrate_journal_suite!(TheBed)`.
+//!
+//! Tables `mig2_j<test>` (through `mv::tables`); the journal is `diesel_rw_journal` on the
+//! source, shared by the tests, each reading and clearing the entries of its own table only.
+//! The double write's destination refuses writes (a read-only session) where a test needs a
+//! second side that fails.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::R2D2Connection;
+use diesel_rw::double_write::{
+    DoubleWrite, DoubleWriteBackend, EntryKind, Pattern, PatternSwitch, Side, TableJournal,
+};
+use diesel_rw::migrate::journal::{self, JournalRow, Which, JOURNAL_TABLE};
+use diesel_rw::migrate::repair::Repair;
+use diesel_rw::migrate::verify::VerifyMode;
+use diesel_rw::migrate::{Binds, MigrateConnection, TableSpec};
+
+use crate::mv::{key, keys, sorted, verify, Tables, VerifyBed};
+
+/// What a backend adds for the journal suite.
+pub trait JournalBed: VerifyBed {
+    /// SQL that makes a session refuse writes.
+    const READ_ONLY: &'static str;
+    /// SQL each double-write connection runs first (may be empty).
+    const SESSION: &'static str;
+    /// Begins a transaction that holds the write locks its statements take.
+    const BEGIN: &'static str;
+}
+
+/// The source, created once for the suite: the journal table (two tests creating it at once
+/// would race on PostgreSQL's catalog).
+pub fn journal_table<B: JournalBed>(t: &mut Tables<B>) {
+    journal::create_table(&mut t.src).unwrap();
+    let mut b = Binds::new(<B::Conn as MigrateConnection>::DIALECT);
+    let sql = format!(
+        "DELETE FROM {JOURNAL_TABLE} WHERE table_name = {} OR table_name LIKE {}",
+        b.push(t.table.clone()),
+        b.push(format!("%.{}", t.table))
+    );
+    t.src.execute_binds(&sql, b.values()).unwrap();
+}
+
+/// The journal's rows of `table`, read on a fresh connection to `url`.
+pub fn entries_of<B: JournalBed>(url: &str, table: &str) -> Vec<JournalRow> {
+    let mut c = B::connect(url);
+    journal::rows(&mut c, Which::All)
+        .unwrap()
+        .into_iter()
+        .filter(|r| {
+            r.table
+                .as_deref()
+                .is_some_and(|n| n == table || n.ends_with(&format!(".{table}")))
+        })
+        .collect()
+}
+
+/// A double write under SrcFirst, its destination refusing writes if `read_only`.
+pub fn pool<B: JournalBed>(
+    t: &Tables<B>,
+    journal: Arc<TableJournal<B::Conn>>,
+    read_only: bool,
+) -> DoubleWrite<B::Conn>
+where
+    B::Conn: R2D2Connection,
+    <B::Conn as diesel::Connection>::Backend: DoubleWriteBackend,
+{
+    pool_of::<B>(&t.src_url, &t.dst_url, journal, read_only, B::SESSION)
+}
+
+pub fn pool_of<B: JournalBed>(
+    src: &str,
+    dst: &str,
+    journal: Arc<TableJournal<B::Conn>>,
+    read_only: bool,
+    session: &'static str,
+) -> DoubleWrite<B::Conn>
+where
+    B::Conn: R2D2Connection,
+    <B::Conn as diesel::Connection>::Backend: DoubleWriteBackend,
+{
+    DoubleWrite::<B::Conn>::builder()
+        .on_connect(move |side, c| {
+            if !session.is_empty() {
+                c.batch_execute(session)?;
+            }
+            if read_only && side == Side::Destination {
+                c.batch_execute(B::READ_ONLY)?;
+            }
+            Ok(())
+        })
+        .source(src)
+        .destination(dst)
+        .pattern(PatternSwitch::new(Pattern::SrcFirst))
+        .journal(journal)
+        .max_size(2)
+        .connection_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// Runs `sql` on a connection of `pool`; lenient: it succeeds if the source applied it.
+pub fn run<C>(pool: &DoubleWrite<C>, sql: &str)
+where
+    C: R2D2Connection + 'static,
+    C::Backend: DoubleWriteBackend,
+{
+    pool.get().unwrap().batch_execute(sql).unwrap();
+}
+
+/// The table of these tests on both sides, with rows `1..=rows` equal.
+pub fn plain_table<B: JournalBed>(t: &mut Tables<B>, rows: i64) {
+    let ddl = format!(
+        "CREATE TABLE {} (id {} PRIMARY KEY, v {} NULL, changed_at {} NULL)",
+        t.table,
+        B::BIGINT,
+        B::TEXT,
+        B::TIMESTAMPTZ
+    );
+    crate::mv::both(t, &ddl);
+    let values: Vec<String> = (1..=rows)
+        .map(|i| format!("({i}, 'v{i}', '2020-01-01 00:00:00')"))
+        .collect();
+    for chunk in values.chunks(500) {
+        let sql = format!("INSERT INTO {} VALUES {}", t.table, chunk.join(", "));
+        crate::mv::both(t, &sql);
+    }
+}
+
+fn key_texts(row: &JournalRow) -> Option<Vec<String>> {
+    row.keys
+        .as_ref()
+        .map(|ks| ks.iter().map(|k| k.to_string()).collect())
+}
+
+/// Each write that fails on the destination is an entry in the table when the call returns,
+/// with the table and the keys its statement spells out; the entries are read back on a fresh
+/// connection after the journal and the pool are gone; an incremental verify from them finds
+/// exactly those rows, and marks them done once a repair made them equal.
+pub fn entries_are_written_in_the_same_run_and_verified<B: JournalBed>(t: &mut Tables<B>)
+where
+    B::Conn: R2D2Connection,
+    <B::Conn as diesel::Connection>::Backend: DoubleWriteBackend,
+{
+    plain_table(t, 10);
+    journal_table(t);
+    let tb = t.table.clone();
+    {
+        let journal = Arc::new(TableJournal::<B::Conn>::new(t.src_url.clone()).unwrap());
+        let dw = pool(t, journal.clone(), true);
+        let steps: [(String, &[&str]); 3] = [
+            (
+                format!("INSERT INTO {tb} (id, v) VALUES (11, 'a'), (12, 'b')"),
+                &["11", "12"],
+            ),
+            (format!("UPDATE {tb} SET v = 'u' WHERE id = 3"), &["3"]),
+            (format!("DELETE FROM {tb} WHERE id IN (4, 5)"), &["4", "5"]),
+        ];
+        for (i, (sql, expected)) in steps.iter().enumerate() {
+            run(&dw, sql);
+            // Right after the call: on a connection of another session.
+            let rows = entries_of::<B>(&t.src_url, &tb);
+            assert_eq!(rows.len(), i + 1, "{} {sql}: {rows:?}", B::NAME);
+            let last = rows.last().unwrap();
+            assert_eq!(
+                key_texts(last),
+                Some(expected.iter().map(|s| s.to_string()).collect()),
+                "{last:?}"
+            );
+            assert_eq!(last.side, Side::Destination);
+            assert_eq!(last.kind, EntryKind::WriteFailed);
+            assert_eq!(last.pattern, Pattern::SrcFirst);
+            assert_eq!(&last.statement, sql);
+            assert!(last.done_at.is_none() && !last.error.is_empty(), "{last:?}");
+        }
+        let stats = journal.stats();
+        assert_eq!(
+            (stats.written, stats.backlog, stats.dropped),
+            (3, 0, 0),
+            "{stats:?}"
+        );
+    }
+    // The journal and its pool are gone: the entries are on the source.
+    let rows = entries_of::<B>(&t.src_url, &tb);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let out = verify(&tb)
+        .run_journal(&mut t.src, &mut t.dst, None)
+        .unwrap();
+    assert_eq!(out.entries, 3);
+    assert!(!out.whole_table);
+    assert!(out.done.is_empty(), "{out:?}");
+    let r = &out.report;
+    assert_eq!(
+        sorted(r.missing_on_destination_keys()),
+        keys(&[11, 12]),
+        "{r:?}"
+    );
+    assert_eq!(sorted(r.missing_on_source_keys()), keys(&[4, 5]), "{r:?}");
+    assert_eq!(r.different_keys(), vec![key(3)], "{r:?}");
+    assert_eq!(r.rows_compared, 5, "{r:?}");
+    Repair::new(TableSpec::new(tb.as_str()))
+        .run(r, &mut t.src, &mut t.dst)
+        .unwrap();
+    let out = verify(&tb)
+        .run_journal(&mut t.src, &mut t.dst, None)
+        .unwrap();
+    assert!(out.report.is_clean(), "{out:?}");
+    assert_eq!(out.done.len(), 3, "{out:?}");
+    let rows = entries_of::<B>(&t.src_url, &tb);
+    assert!(rows.iter().all(|r| r.done_at.is_some()), "{rows:?}");
+    // Nothing pending: the next run compares nothing and marks nothing.
+    let out = verify(&tb)
+        .run_journal(&mut t.src, &mut t.dst, None)
+        .unwrap();
+    assert_eq!((out.entries, out.report.rows_compared), (0, 0), "{out:?}");
+}
+
+/// A statement that does not spell out its keys (a bound or non-key predicate) is an entry
+/// naming the table only; the incremental verify then covers the whole table.
+pub fn an_entry_without_keys_verifies_the_whole_table<B: JournalBed>(t: &mut Tables<B>)
+where
+    B::Conn: R2D2Connection,
+    <B::Conn as diesel::Connection>::Backend: DoubleWriteBackend,
+{
+    plain_table(t, 300);
+    journal_table(t);
+    let tb = t.table.clone();
+    let journal = Arc::new(TableJournal::<B::Conn>::new(t.src_url.clone()).unwrap());
+    let dw = pool(t, journal, true);
+    run(&dw, &format!("UPDATE {tb} SET v = 'w' WHERE id > 290"));
+    let rows = entries_of::<B>(&t.src_url, &tb);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].keys, None, "{rows:?}");
+    let out = verify(&tb)
+        .run_journal(&mut t.src, &mut t.dst, None)
+        .unwrap();
+    assert!(out.whole_table && out.done.is_empty(), "{out:?}");
+    assert_eq!(out.report.rows_compared, 300);
+    assert_eq!(
+        sorted(out.report.different_keys()),
+        keys(&(291..=300).collect::<Vec<_>>())
+    );
+    Repair::new(TableSpec::new(tb.as_str()))
+        .run(&out.report, &mut t.src, &mut t.dst)
+        .unwrap();
+    let out = verify(&tb)
+        .run_journal(&mut t.src, &mut t.dst, None)
+        .unwrap();
+    assert!(out.report.is_clean(), "{out:?}");
+    assert_eq!(out.done, vec![rows[0].id]);
+}
+
+/// Run by `a_write_killed_between_its_two_sides_leaves_no_entry_and_is_found_since_the_last_clean_run`
+/// as a child process (this test binary), which it kills.
+pub fn child<B: JournalBed>()
+where
+    B::Conn: R2D2Connection,
+    <B::Conn as diesel::Connection>::Backend: DoubleWriteBackend,
+{
+    let (Ok(src), Ok(dst), Ok(tb)) = (
+        std::env::var("MIG2J_CHILD_SRC"),
+        std::env::var("MIG2J_CHILD_DST"),
+        std::env::var("MIG2J_CHILD_TABLE"),
+    ) else {
+        return;
+    };
+    let journal = Arc::new(TableJournal::<B::Conn>::new(src.clone()).unwrap());
+    // An entry of this process: the destination refuses the write.
+    let refused = pool_of::<B>(&src, &dst, journal.clone(), true, B::SESSION);
+    run(
+        &refused,
+        &format!(
+            "INSERT INTO {tb} (id, v, changed_at) VALUES (60, 'refused', {})",
+            B::NOW
+        ),
+    );
+    // The destination's row 50 is locked by the parent: this write waits there, after the
+    // source applied it, until the kill.
+    let dw = pool_of::<B>(&src, &dst, journal, false, B::SESSION);
+    run(
+        &dw,
+        &format!(
+            "INSERT INTO {tb} (id, v, changed_at) VALUES (50, 'child', {})",
+            B::NOW
+        ),
+    );
+    panic!("the destination's lock did not hold the write");
+}
+
+/// A process killed with SIGKILL between the two sides of a write leaves no entry for it (its
+/// earlier entry survives the process); the incremental verify since the last clean run (the
+/// "changed at" column) finds the row anyway, with the entry's; after the repair the entry is
+/// done.
+pub fn a_killed_write_is_found_since_the_last_clean_run<B: JournalBed>(
+    t: &mut Tables<B>,
+    child_test: &str,
+) {
+    plain_table(t, 10);
+    journal_table(t);
+    let tb = t.table.clone();
+    let clean = verify(&tb).run(&mut t.src, &mut t.dst).unwrap();
+    assert!(clean.is_clean(), "{clean:?}");
+    // The last clean run's time, on the source's clock (the "changed at" values' clock).
+    let since = t
+        .src
+        .query_texts(&format!("SELECT {} AS value", B::text(B::NOW)), &[])
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    // Holds the destination's row 50 (SQLite: the database's write lock), so that the child's
+    // write waits there after the source applied it.
+    t.dst.batch_execute(B::BEGIN).unwrap();
+    t.dst
+        .batch_execute(&format!("INSERT INTO {tb} (id, v) VALUES (50, 'parent')"))
+        .unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", child_test, "--ignored", "--nocapture"])
+        .env("MIG2J_CHILD_SRC", &t.src_url)
+        .env("MIG2J_CHILD_DST", &t.dst_url)
+        .env("MIG2J_CHILD_TABLE", &tb)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let on_source = |src: &mut B::Conn| {
+        src.query_texts(
+            &format!("SELECT {} AS value FROM {tb} WHERE id = 50", B::text("v")),
+            &[],
+        )
+        .unwrap()
+        .len()
+            == 1
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !on_source(&mut t.src) {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the child ended ({status}) before its write reached the source");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the child's write did not reach the source"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: between the two sides of the write.
+    child.wait().unwrap();
+    // The parent's row 50 is committed: the killed write's server session, if it is still
+    // waiting, fails on it instead of applying the child's row later.
+    t.dst.batch_execute("COMMIT").unwrap();
+    let rows = entries_of::<B>(&t.src_url, &tb);
+    assert_eq!(rows.len(), 1, "only the refused write's entry: {rows:?}");
+    assert_eq!(key_texts(&rows[0]), Some(vec!["60".to_owned()]));
+    // The journal alone: only row 60.
+    let out = verify(&tb)
+        .run_journal(&mut t.src, &mut t.dst, None)
+        .unwrap();
+    assert_eq!(
+        out.report.missing_on_destination_keys(),
+        vec![key(60)],
+        "{out:?}"
+    );
+    assert_eq!(out.report.differences(), 1, "{out:?}");
+    // Since the last clean run: row 50 too.
+    let changed = || {
+        diesel_rw::migrate::verify::Verify::new(
+            TableSpec::new(tb.as_str()).changed_at("changed_at"),
+        )
+        .recheck_delay(Duration::from_millis(50))
+        .chunk_rows(100)
+        .mode(VerifyMode::ChangedSince(since.clone()))
+    };
+    let out = changed().run_journal(&mut t.src, &mut t.dst, None).unwrap();
+    // Row 50: the child's on the source, the parent's on the destination.
+    assert_eq!(
+        out.report.missing_on_destination_keys(),
+        vec![key(60)],
+        "{out:?}"
+    );
+    assert_eq!(out.report.different_keys(), vec![key(50)], "{out:?}");
+    assert!(out.done.is_empty());
+    Repair::new(TableSpec::new(tb.as_str()))
+        .run(&out.report, &mut t.src, &mut t.dst)
+        .unwrap();
+    let out = changed().run_journal(&mut t.src, &mut t.dst, None).unwrap();
+    assert!(out.report.is_clean(), "{out:?}");
+    assert_eq!(out.done, vec![rows[0].id]);
+}
+
+/// The journal database down: the write proceeds (lenient), the entry is counted as failed
+/// and kept in memory, and written once the database is back. Hung: `record` returns after
+/// its timeout, the next one without waiting; both entries are written once it answers.
+pub fn journal_database_down_or_hung_does_not_stop_writes<B: JournalBed>(
+    t: &mut Tables<B>,
+    proxy: &crate::common::proxy::Proxy,
+    journal_url: &str,
+) where
+    B::Conn: R2D2Connection,
+    <B::Conn as diesel::Connection>::Backend: DoubleWriteBackend,
+{
+    plain_table(t, 10);
+    journal_table(t);
+    let tb = t.table.clone();
+    let journal = Arc::new(
+        TableJournal::<B::Conn>::builder(journal_url)
+            .timeout(Duration::from_secs(2))
+            .retry_interval(Duration::from_millis(100))
+            .build()
+            .unwrap(),
+    );
+    let dw = pool(t, journal.clone(), true);
+    proxy.down();
+    let started = Instant::now();
+    run(&dw, &format!("UPDATE {tb} SET v = 'd' WHERE id = 1"));
+    let s = journal.stats();
+    assert!(s.failed >= 1 && s.backlog == 1 && s.written == 0, "{s:?}");
+    assert!(entries_of::<B>(&t.src_url, &tb).is_empty());
+    proxy.up();
+    journal.flush(Duration::from_secs(60)).unwrap();
+    let rows = entries_of::<B>(&t.src_url, &tb);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(key_texts(&rows[0]), Some(vec!["1".to_owned()]));
+    // Hung: accepts, never answers.
+    proxy.hang();
+    run(&dw, &format!("UPDATE {tb} SET v = 'h' WHERE id = 2"));
+    run(&dw, &format!("UPDATE {tb} SET v = 'h' WHERE id = 3"));
+    let s = journal.stats();
+    assert!(s.unconfirmed >= 2 && s.backlog == 2, "{s:?}");
+    // Bounded: the timeout, not forever (a generous deadline on a busy machine).
+    assert!(started.elapsed() < Duration::from_secs(120));
+    proxy.resume();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while journal.stats().backlog > 0 {
+        assert!(Instant::now() < deadline, "{:?}", journal.stats());
+        let _ = journal.flush(Duration::from_secs(5));
+    }
+    let rows = entries_of::<B>(&t.src_url, &tb);
+    let keys: Vec<Option<Vec<String>>> = rows.iter().map(key_texts).collect();
+    assert_eq!(
+        keys,
+        vec![
+            Some(vec!["1".to_owned()]),
+            Some(vec!["2".to_owned()]),
+            Some(vec!["3".to_owned()])
+        ],
+        "{rows:?}"
+    );
+}
+
+/// `url` with the port of its `127.0.0.1:` host replaced by `port`, and that host's address.
+pub fn via_port(url: &str, port: u16) -> (String, std::net::SocketAddr) {
+    let at = url.find("127.0.0.1:").expect("a 127.0.0.1 URL") + "127.0.0.1:".len();
+    let end = url[at..]
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or(url.len(), |e| at + e);
+    let addr = format!("127.0.0.1:{}", &url[at..end]).parse().unwrap();
+    (format!("{}{port}{}", &url[..at], &url[end..]), addr)
+}
+
+/// The journal suite's tests for `$bed` (a [`JournalBed`]).
+#[macro_export]
+macro_rules! migrate_journal_suite {
+    ($bed:ty) => {
+        mod journal_suite {
+            use $crate::mj::*;
+
+            fn t(test: &str) -> Option<$crate::mv::Tables<$bed>> {
+                $crate::mv::tables::<$bed>(test)
+            }
+
+            #[test]
+            fn journal_entries_are_in_the_table_when_the_write_returns_and_verify_marks_them_done(
+            ) {
+                let Some(mut t) = t("j_same_run") else { return };
+                entries_are_written_in_the_same_run_and_verified(&mut t);
+            }
+
+            #[test]
+            fn journal_entry_without_keys_verifies_the_whole_table() {
+                let Some(mut t) = t("j_whole") else { return };
+                an_entry_without_keys_verifies_the_whole_table(&mut t);
+            }
+
+            #[test]
+            #[ignore = "the child process of journal_write_killed_between_its_sides_leaves_no_entry_and_is_found_since_the_last_clean_run, which runs it with --ignored and kills it"]
+            fn journal_child_process() {
+                child::<$bed>();
+            }
+
+            #[test]
+            fn journal_write_killed_between_its_sides_leaves_no_entry_and_is_found_since_the_last_clean_run(
+            ) {
+                let Some(mut t) = t("j_killed") else { return };
+                a_killed_write_is_found_since_the_last_clean_run(
+                    &mut t,
+                    "journal_suite::journal_child_process",
+                );
+            }
+
+        }
+    };
+}
+
+/// The journal suite's test of a journal database that goes down or hangs, for `$bed` (a
+/// [`JournalBed`] reached over TCP: a proxy takes it down).
+#[macro_export]
+macro_rules! migrate_journal_network_suite {
+    ($bed:ty) => {
+        mod journal_network_suite {
+            use $crate::mj::*;
+
+            #[test]
+            fn journal_database_down_or_hung_writes_proceed_and_entries_follow() {
+                let Some(mut t) = $crate::mv::tables::<$bed>("j_down") else {
+                    return;
+                };
+                let (_, addr) = via_port(&t.src_url, 0);
+                let proxy = $crate::common::proxy::Proxy::start(addr);
+                let (url, _) = via_port(&t.src_url, proxy.port());
+                journal_database_down_or_hung_does_not_stop_writes(&mut t, &proxy, &url);
+            }
+        }
+    };
+}
