@@ -79,6 +79,10 @@ enum Job {
 ///   still stuck, the next entries are queued without waiting (each counted as unconfirmed),
 ///   so a hung journal costs one timeout, not one per write.
 ///
+/// The journal's connection is a blocking (sync diesel) one, also under an
+/// `AsyncDoubleWrite`: there `record` blocks the task's
+/// thread while the entry is written (one round trip; at most the timeout).
+///
 /// Each entry row names the table the statement wrote and, when the statement spells them out,
 /// the primary keys of its rows ([`statement_keys`](crate::double_write::statement_keys) says exactly what
 /// is and is not extracted); the key columns are read from the journal database's catalog

@@ -20,6 +20,57 @@
 //! | `done_at` | timestamp, nullable | when an incremental verify found the entry's rows equal; `NULL`: pending |
 //!
 //! An index on `(table_name, done_at)` serves the reads of pending entries.
+//!
+//! ```
+//! # #[cfg(feature = "sqlite")] fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use diesel::connection::SimpleConnection;
+//! use diesel::prelude::*;
+//! use diesel_rw::double_write::{DoubleWrite, Pattern, PatternSwitch, Side, TableJournal};
+//! use diesel_rw::migrate::{journal, repair::Repair, verify::Verify, Key};
+//!
+//! let dir = std::env::temp_dir().join(format!("diesel-rw-journal-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let (src, dst) = (dir.join("src.db"), dir.join("dst.db"));
+//! for path in [&src, &dst] {
+//!     let _ = std::fs::remove_file(path);
+//!     SqliteConnection::establish(path.to_str().unwrap())?
+//!         .batch_execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")?;
+//! }
+//! let (src, dst) = (src.to_str().unwrap(), dst.to_str().unwrap());
+//! let journal = Arc::new(TableJournal::<SqliteConnection>::new(src)?);
+//! let pool = DoubleWrite::<SqliteConnection>::builder()
+//!     .source(src)
+//!     .destination(dst)
+//!     .pattern(PatternSwitch::new(Pattern::SrcFirst))
+//!     // The destination refuses writes: each write reaches the source only.
+//!     .on_connect(|side, c| match side {
+//!         Side::Destination => c.batch_execute("PRAGMA query_only = ON"),
+//!         Side::Source => Ok(()),
+//!     })
+//!     .journal(journal.clone())
+//!     .build()?;
+//! pool.get()?.batch_execute("INSERT INTO t (id, v) VALUES (7, 'ada')")?; // lenient: Ok
+//!
+//! // The entry is in the table when the call returns, with the row's key.
+//! let (mut s, mut d) = (SqliteConnection::establish(src)?, SqliteConnection::establish(dst)?);
+//! let rows = journal::rows(&mut s, journal::Which::Pending)?;
+//! assert_eq!(rows.len(), 1);
+//! assert_eq!(rows[0].table.as_deref(), Some("t"));
+//! assert_eq!(rows[0].keys, Some(vec![Key::new(vec!["7".into()])]));
+//!
+//! // The incremental verify reads it; after the repair, it marks it done.
+//! let verify = Verify::new("t").recheck_delay(std::time::Duration::from_millis(10));
+//! let out = verify.run_journal(&mut s, &mut d, None)?;
+//! assert_eq!(out.report.missing_on_destination_keys(), vec![Key::new(vec!["7".into()])]);
+//! Repair::new("t").run(&out.report, &mut s, &mut d)?;
+//! let out = verify.run_journal(&mut s, &mut d, None)?;
+//! assert!(out.report.is_clean());
+//! assert_eq!(out.done, vec![rows[0].id]);
+//! assert!(journal::rows(&mut s, journal::Which::Pending)?.is_empty());
+//! # Ok(()) }
+//! # #[cfg(not(feature = "sqlite"))] fn main() {}
+//! ```
 
 use crate::double_write::{EntryKind, Pattern, Side};
 use crate::error::{Error, Result};

@@ -312,15 +312,21 @@ impl Verify {
         mut journal: Option<&mut C>,
     ) -> Result<JournalVerifyReport> {
         let table = self.spec.describe(source)?;
-        let names = [table.name.as_str(), self.spec.name()];
-        let rows = match journal.as_deref_mut() {
-            Some(j) => super::journal::rows(j, super::journal::Which::Pending)?,
-            None => super::journal::rows(source, super::journal::Which::Pending)?,
-        };
-        let entries: Vec<super::journal::JournalRow> = rows
-            .into_iter()
-            .filter(|r| r.table.as_deref().is_some_and(|t| names.contains(&t)))
-            .collect();
+        // The entries name the table as the journal's catalog does, or as the statements do.
+        let mut names = vec![table.name.as_str()];
+        if self.spec.name() != table.name {
+            names.push(self.spec.name());
+        }
+        let mut entries: Vec<super::journal::JournalRow> = Vec::new();
+        for name in names {
+            let which = super::journal::Which::PendingFor(name);
+            entries.extend(match journal.as_deref_mut() {
+                Some(j) => super::journal::rows(j, which)?,
+                None => super::journal::rows(source, which)?,
+            });
+        }
+        entries.sort_by_key(|e| e.id);
+        entries.dedup_by_key(|e| e.id);
         let whole_table = entries.iter().any(|e| e.keys.is_none());
         let keys: Vec<Key> = entries
             .iter()
