@@ -1287,9 +1287,6 @@ fn is_word_char(b: u8) -> bool {
 mod tests {
     use std::cell::Cell;
 
-    use diesel::prelude::*;
-    use diesel::sqlite::Sqlite;
-
     use super::*;
     use StatementKind::{Read, Write};
 
@@ -1834,6 +1831,8 @@ mod tests {
             write_in(d, "/* diesel_rw:replica */ (;");
         }
         read_in(Mysql, "CALL p() # diesel_rw:replica");
+        read_in(Postgres, "CALL p() -- diesel_rw:replica");
+        write_in(Postgres, "CALL p() # diesel_rw:replica");
         write_in(Mysql, "/* diesel_rw:replica */ EXPLAIN DELETE FROM t");
     }
 
@@ -2150,113 +2149,153 @@ mod tests {
         assert_ne!(hash(TypeId::of::<u8>()), hash(TypeId::of::<u16>()));
     }
 
-    diesel::table! {
-        users (id) {
-            id -> Integer,
-            name -> Text,
+    /// `classify_query` needs a backend's `RwBackend`: SQLite's (and MySQL's for one test).
+    #[cfg(feature = "sqlite")]
+    mod queries {
+        use diesel::prelude::*;
+        use diesel::sqlite::Sqlite;
+
+        use super::*;
+
+        diesel::table! {
+            users (id) {
+                id -> Integer,
+                name -> Text,
+            }
         }
-    }
 
-    /// The static query id of `query`'s type.
-    fn static_id<T: QueryId>(_: &T) -> Option<TypeId> {
-        T::query_id()
-    }
-
-    fn renders() -> usize {
-        RENDERS.with(Cell::get)
-    }
-
-    #[test]
-    fn classify_query_caches_static_queries() {
-        use users::dsl;
-        // Each test runs on its own thread: the cache and the counter start empty.
-        let query = dsl::users.select(dsl::id).filter(dsl::name.eq("a"));
-        let id = static_id(&query);
-        assert!(id.is_some(), "a plain select has a static query id");
-
-        let before = renders();
-        assert_eq!(classify_query::<Sqlite, _>(&query), Read);
-        assert_eq!(renders(), before + 1);
-        // Same type, other bind value: cached, not rendered again.
-        let other = dsl::users.select(dsl::id).filter(dsl::name.eq("b"));
-        assert_eq!(classify_query::<Sqlite, _>(&other), Read);
-        assert_eq!(classify_query::<Sqlite, _>(&query), Read);
-        assert_eq!(renders(), before + 1);
-        assert_eq!(cached(SqlDialect::Sqlite, id.unwrap()), Some(Read));
-
-        let delete = diesel::delete(dsl::users.filter(dsl::id.eq(1)));
-        assert!(static_id(&delete).is_some());
-        assert_eq!(classify_query::<Sqlite, _>(&delete), Write);
-        assert_eq!(classify_query::<Sqlite, _>(&delete), Write);
-        assert_eq!(renders(), before + 2);
-        assert_eq!(
-            cached(SqlDialect::Sqlite, static_id(&delete).unwrap()),
-            Some(Write)
-        );
-    }
-
-    #[test]
-    fn classify_query_of_inserts() {
-        use users::dsl;
-        let insert = diesel::insert_into(dsl::users).values(dsl::name.eq("a"));
-        assert_eq!(classify_query::<Sqlite, _>(&insert), Write);
-        assert_eq!(classify_query::<Sqlite, _>(&insert), Write);
-        let replace = diesel::replace_into(dsl::users).values((dsl::id.eq(1), dsl::name.eq("a")));
-        assert_eq!(classify_query::<Sqlite, _>(&replace), Write);
-    }
-
-    #[test]
-    fn classify_query_renders_dynamic_queries_every_time() {
-        use users::dsl;
-        let read_query = diesel::sql_query("SELECT 1");
-        assert_eq!(static_id(&read_query), None);
-        let before = renders();
-        assert_eq!(classify_query::<Sqlite, _>(&read_query), Read);
-        assert_eq!(classify_query::<Sqlite, _>(&read_query), Read);
-        assert_eq!(renders(), before + 2);
-        // Same type (SqlQuery), other text: the other answer.
-        let write_query = diesel::sql_query("DELETE FROM users");
-        assert_eq!(classify_query::<Sqlite, _>(&write_query), Write);
-        assert_eq!(classify_query::<Sqlite, _>(&read_query), Read);
-        assert_eq!(renders(), before + 4);
-
-        let boxed = dsl::users.select(dsl::id).into_boxed::<Sqlite>();
-        assert_eq!(classify_query::<Sqlite, _>(&boxed), Read);
-        assert_eq!(classify_query::<Sqlite, _>(&boxed), Read);
-        assert_eq!(renders(), before + 6);
-    }
-
-    /// A query with a static id whose rendering fails.
-    #[derive(QueryId)]
-    struct Unrenderable;
-
-    impl diesel::query_builder::QueryFragment<Sqlite> for Unrenderable {
-        fn walk_ast<'b>(
-            &'b self,
-            _: diesel::query_builder::AstPass<'_, 'b, Sqlite>,
-        ) -> QueryResult<()> {
-            Err(diesel::result::Error::QueryBuilderError("no".into()))
+        /// The static query id of `query`'s type.
+        fn static_id<T: QueryId>(_: &T) -> Option<TypeId> {
+            T::query_id()
         }
-    }
 
-    #[test]
-    fn classify_query_render_error_is_an_uncached_write() {
-        let before = renders();
-        assert_eq!(classify_query::<Sqlite, _>(&Unrenderable), Write);
-        assert_eq!(classify_query::<Sqlite, _>(&Unrenderable), Write);
-        assert_eq!(renders(), before + 2);
-        assert_eq!(
-            cached(SqlDialect::Sqlite, TypeId::of::<Unrenderable>()),
-            None
-        );
-    }
+        fn renders() -> usize {
+            RENDERS.with(Cell::get)
+        }
 
-    #[test]
-    fn classify_query_accepts_unsized_queries() {
-        let query: Box<dyn QueryFragment<Sqlite>> = Box::new(diesel::sql_query("SELECT 1"));
-        assert_eq!(
-            classify_query::<Sqlite, dyn QueryFragment<Sqlite>>(&*query),
-            Read
-        );
+        #[test]
+        fn classify_query_caches_static_queries() {
+            use users::dsl;
+            // Each test runs on its own thread: the cache and the counter start empty.
+            let query = dsl::users.select(dsl::id).filter(dsl::name.eq("a"));
+            let id = static_id(&query);
+            assert!(id.is_some(), "a plain select has a static query id");
+
+            let before = renders();
+            assert_eq!(classify_query::<Sqlite, _>(&query), Read);
+            assert_eq!(renders(), before + 1);
+            // Same type, other bind value: cached, not rendered again.
+            let other = dsl::users.select(dsl::id).filter(dsl::name.eq("b"));
+            assert_eq!(classify_query::<Sqlite, _>(&other), Read);
+            assert_eq!(classify_query::<Sqlite, _>(&query), Read);
+            assert_eq!(renders(), before + 1);
+            assert_eq!(cached(SqlDialect::Sqlite, id.unwrap()), Some(Read));
+
+            let delete = diesel::delete(dsl::users.filter(dsl::id.eq(1)));
+            assert!(static_id(&delete).is_some());
+            assert_eq!(classify_query::<Sqlite, _>(&delete), Write);
+            assert_eq!(classify_query::<Sqlite, _>(&delete), Write);
+            assert_eq!(renders(), before + 2);
+            assert_eq!(
+                cached(SqlDialect::Sqlite, static_id(&delete).unwrap()),
+                Some(Write)
+            );
+        }
+
+        #[test]
+        fn classify_query_of_inserts() {
+            use users::dsl;
+            let insert = diesel::insert_into(dsl::users).values(dsl::name.eq("a"));
+            assert_eq!(classify_query::<Sqlite, _>(&insert), Write);
+            assert_eq!(classify_query::<Sqlite, _>(&insert), Write);
+            let replace =
+                diesel::replace_into(dsl::users).values((dsl::id.eq(1), dsl::name.eq("a")));
+            assert_eq!(classify_query::<Sqlite, _>(&replace), Write);
+        }
+
+        #[test]
+        fn classify_query_renders_dynamic_queries_every_time() {
+            use users::dsl;
+            let read_query = diesel::sql_query("SELECT 1");
+            assert_eq!(static_id(&read_query), None);
+            let before = renders();
+            assert_eq!(classify_query::<Sqlite, _>(&read_query), Read);
+            assert_eq!(classify_query::<Sqlite, _>(&read_query), Read);
+            assert_eq!(renders(), before + 2);
+            // Same type (SqlQuery), other text: the other answer.
+            let write_query = diesel::sql_query("DELETE FROM users");
+            assert_eq!(classify_query::<Sqlite, _>(&write_query), Write);
+            assert_eq!(classify_query::<Sqlite, _>(&read_query), Read);
+            assert_eq!(renders(), before + 4);
+
+            let boxed = dsl::users.select(dsl::id).into_boxed::<Sqlite>();
+            assert_eq!(classify_query::<Sqlite, _>(&boxed), Read);
+            assert_eq!(classify_query::<Sqlite, _>(&boxed), Read);
+            assert_eq!(renders(), before + 6);
+        }
+
+        /// A query with a static id whose rendering fails.
+        #[derive(QueryId)]
+        struct Unrenderable;
+
+        impl diesel::query_builder::QueryFragment<Sqlite> for Unrenderable {
+            fn walk_ast<'b>(
+                &'b self,
+                _: diesel::query_builder::AstPass<'_, 'b, Sqlite>,
+            ) -> QueryResult<()> {
+                Err(diesel::result::Error::QueryBuilderError("no".into()))
+            }
+        }
+
+        #[test]
+        fn classify_query_render_error_is_an_uncached_write() {
+            let before = renders();
+            assert_eq!(classify_query::<Sqlite, _>(&Unrenderable), Write);
+            assert_eq!(classify_query::<Sqlite, _>(&Unrenderable), Write);
+            assert_eq!(renders(), before + 2);
+            assert_eq!(
+                cached(SqlDialect::Sqlite, TypeId::of::<Unrenderable>()),
+                None
+            );
+        }
+
+        /// A query with a static id that renders to text whose kind depends on the dialect.
+        #[derive(QueryId)]
+        struct ExplainDelete;
+
+        impl<DB: diesel::backend::Backend> diesel::query_builder::QueryFragment<DB> for ExplainDelete {
+            fn walk_ast<'b>(
+                &'b self,
+                mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+            ) -> QueryResult<()> {
+                out.push_sql("EXPLAIN DELETE FROM users");
+                Ok(())
+            }
+        }
+
+        #[cfg(feature = "mysql")]
+        #[test]
+        fn classify_query_caches_per_dialect() {
+            let id = TypeId::of::<ExplainDelete>();
+            assert_eq!(classify_query::<Sqlite, _>(&ExplainDelete), Read);
+            assert_eq!(cached(SqlDialect::Sqlite, id), Some(Read));
+            assert_eq!(cached(SqlDialect::Mysql, id), None);
+            // The same query type on MySQL: its own answer, cached apart.
+            assert_eq!(
+                classify_query::<diesel::mysql::Mysql, _>(&ExplainDelete),
+                Write
+            );
+            assert_eq!(cached(SqlDialect::Mysql, id), Some(Write));
+            assert_eq!(classify_query::<Sqlite, _>(&ExplainDelete), Read);
+        }
+
+        #[test]
+        fn classify_query_accepts_unsized_queries() {
+            let query: Box<dyn QueryFragment<Sqlite>> = Box::new(diesel::sql_query("SELECT 1"));
+            assert_eq!(
+                classify_query::<Sqlite, dyn QueryFragment<Sqlite>>(&*query),
+                Read
+            );
+        }
     }
 }
