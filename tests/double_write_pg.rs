@@ -108,3 +108,160 @@ fn sync_sequences_sets_the_destination_to_the_source() {
             .unwrap();
     }
 }
+
+/// Creates, on both sides, a table whose unique constraint is checked at `COMMIT` (deferred):
+/// two equal rows make the `COMMIT` itself fail.
+fn deferred_table(bed: &DwBed) {
+    for url in [&bed.source, &bed.destination] {
+        backend::direct(url)
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS dw_deferred (tag TEXT NOT NULL, n INT NOT NULL, \
+                 CONSTRAINT dw_deferred_u UNIQUE (tag, n) DEFERRABLE INITIALLY DEFERRED)",
+            )
+            .unwrap();
+    }
+}
+
+fn deferred_rows(bed: &DwBed, side: Side, tag: &str) -> i64 {
+    diesel::sql_query(format!(
+        "SELECT count(*)::int8 AS n FROM dw_deferred WHERE tag = '{tag}'"
+    ))
+    .get_result::<Count>(&mut backend::direct(bed.url(side)))
+    .unwrap()
+    .n
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// The reply to the source's `COMMIT` is lost after the source committed: the double write
+/// asks the source on a new connection (`txid_status`), finds the transaction committed, and
+/// commits the destination too. The caller sees success, both sides have the row, nothing is
+/// journaled, and the connection goes on.
+#[test]
+fn a_lost_first_side_commit_that_committed_commits_the_second_side() {
+    let bed = bed!("dw_lost_commit_committed");
+    let source = common::Flaky::proxied(&bed.source);
+    for (i, strict) in [false, true].into_iter().enumerate() {
+        let pool = DoubleWrite::<Conn>::builder()
+            .source(&source.url)
+            .destination(&bed.destination)
+            .pattern(Pattern::SrcFirst)
+            .strict(strict)
+            .max_size(1)
+            .build()
+            .unwrap();
+        let mut conn = pool.get().unwrap();
+        let tag = format!("{}:{strict}", bed.tag);
+        insert(&mut conn, &format!("{tag}:before")).unwrap();
+        source.lose_reply_to(b"COMMIT");
+        conn.transaction(|c| insert(c, &tag)).unwrap();
+        assert_eq!(source.sprung(), i as u64 + 1, "the COMMIT's reply was lost");
+        assert_eq!(nodes(&bed, Side::Source, &tag), [bed.id(Side::Source)]);
+        assert_eq!(
+            nodes(&bed, Side::Destination, &tag),
+            [bed.id(Side::Destination)],
+            "strict={strict}: the destination committed too"
+        );
+        assert!(journal(&pool).is_empty(), "{:#?}", journal(&pool));
+        insert(&mut conn, &format!("{tag}:after")).unwrap();
+        assert_eq!(
+            nodes(&bed, Side::Destination, &format!("{tag}:after")).len(),
+            1
+        );
+    }
+}
+
+/// The source's `COMMIT` fails on the server (a deferred unique constraint) and its reply is
+/// lost: the double write finds the transaction rolled back there, rolls the destination back
+/// and reports `NothingApplied` caused by `NotCommitted`: safe to run again, nothing journaled.
+#[test]
+fn a_lost_first_side_commit_that_rolled_back_rolls_back_the_second_side() {
+    let bed = bed!("dw_lost_commit_aborted");
+    deferred_table(&bed);
+    let source = common::Flaky::proxied(&bed.source);
+    let pool = DoubleWrite::<Conn>::builder()
+        .source(&source.url)
+        .destination(&bed.destination)
+        .pattern(Pattern::SrcFirst)
+        .max_size(1)
+        .build()
+        .unwrap();
+    let mut conn = pool.get().unwrap();
+    insert(&mut conn, &format!("{}:before", bed.tag)).unwrap();
+    source.lose_reply_to(b"COMMIT");
+    let err = conn
+        .transaction(|c| {
+            c.batch_execute(&format!(
+                "INSERT INTO dw_deferred (tag, n) VALUES ('{0}', 1), ('{0}', 1)",
+                bed.tag
+            ))
+        })
+        .unwrap_err();
+    assert_eq!(source.sprung(), 1, "the COMMIT's reply was lost");
+    let err = Error::from_diesel(err);
+    match &err {
+        Error::NothingApplied {
+            what: "COMMIT",
+            failed: Side::Source,
+            source,
+        } => assert!(
+            matches!(**source, Error::NotCommitted { .. }),
+            "caused by NotCommitted: {source:?}"
+        ),
+        other => panic!("expected NothingApplied(NotCommitted), got {other:?}"),
+    }
+    assert!(!err.to_string().contains("diesel_rw_pw"), "{err}");
+    assert_eq!(deferred_rows(&bed, Side::Source, &bed.tag), 0);
+    assert_eq!(deferred_rows(&bed, Side::Destination, &bed.tag), 0);
+    assert!(journal(&pool).is_empty(), "{:#?}", journal(&pool));
+    insert(&mut conn, &format!("{}:after", bed.tag)).unwrap();
+}
+
+/// The source's connection is cut inside the transaction, before its `COMMIT`: noting the
+/// transaction's id fails, so the `COMMIT` is never sent; the destination is rolled back and the
+/// caller gets `NothingApplied` caused by `NotCommitted`.
+#[test]
+fn a_first_side_lost_before_its_commit_is_not_committed() {
+    let bed = bed!("dw_lost_before_commit");
+    let source = common::Flaky::proxied(&bed.source);
+    let pool = DoubleWrite::<Conn>::builder()
+        .source(&source.url)
+        .destination(&bed.destination)
+        .pattern(Pattern::SrcFirst)
+        .max_size(1)
+        .build()
+        .unwrap();
+    let mut conn = pool.get().unwrap();
+    insert(&mut conn, &format!("{}:before", bed.tag)).unwrap();
+    let err = conn
+        .transaction(|c| {
+            insert(c, &bed.tag)?;
+            source.down();
+            Ok::<_, diesel::result::Error>(())
+        })
+        .unwrap_err();
+    source.up();
+    let err = Error::from_diesel(err);
+    match &err {
+        Error::NothingApplied {
+            what: "COMMIT",
+            failed: Side::Source,
+            source,
+        } => assert!(
+            matches!(**source, Error::NotCommitted { .. }),
+            "caused by NotCommitted: {source:?}"
+        ),
+        other => panic!("expected NothingApplied(NotCommitted), got {other:?}"),
+    }
+    assert!(nodes(&bed, Side::Source, &bed.tag).is_empty());
+    assert!(nodes(&bed, Side::Destination, &bed.tag).is_empty());
+    insert(&mut conn, &format!("{}:after", bed.tag)).unwrap();
+    assert_eq!(
+        nodes(&bed, Side::Source, &format!("{}:after", bed.tag)).len(),
+        1
+    );
+}

@@ -6,6 +6,9 @@ use diesel::result::QueryResult;
 use diesel_async::{AsyncConnection, TransactionManager};
 
 use std::future::Future;
+use std::time::Duration;
+
+use crate::backend::CommitStatusQueries;
 
 use super::async_connection::{AsyncDoubleWritable, AsyncDoubleWriteConnection, BoxFuture, SideOp};
 use super::core::DwCore;
@@ -62,6 +65,16 @@ impl<C: AsyncDoubleWritable> SideOp<C> for Step {
     }
 }
 
+/// A query of one nullable text value on one side's connection (a lost `COMMIT`'s status).
+struct TextQuery(String);
+
+impl<C: AsyncDoubleWritable> SideOp<C> for TextQuery {
+    type Output = Option<String>;
+    fn run<'a>(&'a self, conn: &'a mut C) -> BoxFuture<'a, QueryResult<Option<String>>> {
+        Box::pin(super::commit_status::query_async(conn, &self.0))
+    }
+}
+
 impl<C: AsyncDoubleWritable> TxSides for AsyncDoubleWriteConnection<C> {
     fn core(&mut self) -> &mut DwCore {
         &mut self.core
@@ -98,5 +111,23 @@ impl<C: AsyncDoubleWritable> TxSides for AsyncDoubleWriteConnection<C> {
 
     fn mark_lost(&mut self, side: Side) {
         self.sides[side.index()].lost = true;
+    }
+
+    fn commit_status(&self) -> Option<CommitStatusQueries> {
+        super::commit_status::queries_for::<C>()
+    }
+
+    async fn tx_query(&mut self, side: Side, sql: &'static str) -> QueryResult<Option<String>> {
+        self.step(side, &TextQuery(sql.to_owned())).await
+    }
+
+    async fn fresh_query(&mut self, side: Side, sql: String) -> Result<Option<String>, String> {
+        self.run_on(side, &TextQuery(sql))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn pause(&mut self, pause: Duration) {
+        tokio::time::sleep(pause).await;
     }
 }

@@ -175,6 +175,9 @@ impl DwCore {
         second: Option<QueryResult<T>>,
         differ: fn(Side, Side, &T, &T) -> Option<String>,
     ) -> QueryResult<()> {
+        if let Some(tx) = &mut self.tx {
+            tx.mark_wrote();
+        }
         if let (Some(tx), true) = (&mut self.tx, plan.pattern.is_double()) {
             tx.record_write(plan.depth, sql());
         }

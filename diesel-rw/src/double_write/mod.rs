@@ -82,6 +82,7 @@ mod async_pool;
 mod async_transaction;
 mod backend;
 mod builder;
+mod commit_status;
 mod connection;
 mod context;
 mod core;

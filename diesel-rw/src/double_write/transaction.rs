@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use diesel::connection::{TransactionDepthChange, TransactionManager, TransactionManagerStatus};
 use diesel::r2d2::R2D2Connection;
@@ -13,6 +14,8 @@ use super::context::DoubleWriteContext;
 use super::core::{entry, record, DwCore};
 use super::journal::EntryKind;
 use super::pattern::{Pattern, Side};
+use crate::backend::CommitStatusQueries;
+use crate::commit_outcome::{Next, Outcome, Resolution, TxRef};
 use crate::error::Error;
 
 /// The transaction manager of [`DoubleWriteConnection`].
@@ -34,6 +37,8 @@ pub(crate) struct TxState {
     /// The writes the first side applied, with the depth they were made at: journaled if the
     /// second side does not commit.
     writes: Vec<TxWrite>,
+    /// Whether the first side applied a write (under any pattern): a lost `COMMIT` then matters.
+    wrote: bool,
 }
 
 #[derive(Debug)]
@@ -69,7 +74,13 @@ impl TxState {
                 None => SecondState::Single,
             },
             writes: Vec::new(),
+            wrote: false,
         }
+    }
+
+    /// The first side applied a write.
+    pub(crate) fn mark_wrote(&mut self) {
+        self.wrote = true;
     }
 
     pub(crate) fn record_write(&mut self, depth: u32, sql: String) {
@@ -204,21 +215,34 @@ pub(crate) fn begin_failed(
     .into()
 }
 
+/// Whether a failed `COMMIT` may have committed: its connection was lost after it was sent, or
+/// the side (a routing connection) reports its outcome unknown.
+pub(crate) fn outcome_unknown(error: &diesel::result::Error) -> bool {
+    super::connection::connection_lost(error)
+        || matches!(
+            error,
+            diesel::result::Error::QueryBuilderError(inner)
+                if matches!(inner.downcast_ref::<Error>(), Some(Error::CommitOutcomeUnknown { .. }))
+        )
+}
+
 /// What the caller of `COMMIT` gets when the first side's commit failed (the second side's
 /// transaction, if any, was rolled back): nothing applied, or, when the reply was lost with the
-/// connection, an unknown outcome on the first side.
+/// connection, an unknown outcome on the first side (`why`: why it could not be resolved).
 pub(crate) fn first_commit_failed(
     ctx: &DoubleWriteContext,
     first: Side,
     second: Option<Side>,
     error: diesel::result::Error,
+    why: Option<String>,
 ) -> diesel::result::Error {
-    if super::connection::connection_lost(&error) {
+    if outcome_unknown(&error) {
+        let why = why.map(|w| format!("; {w}")).unwrap_or_default();
         return Error::CommitOutcomeUnknown {
             node: ctx.node(first).unwrap_or_default().to_owned(),
             detail: second
-                .map(|s| format!(" (the {first}); its transaction on the {s} was rolled back"))
-                .unwrap_or_else(|| format!(" (the {first})")),
+                .map(|s| format!(" (the {first}{why}); its transaction on the {s} was rolled back"))
+                .unwrap_or_else(|| format!(" (the {first}{why})")),
             source: Box::new(Error::from_diesel(error)),
         }
         .into();
@@ -231,6 +255,30 @@ pub(crate) fn first_commit_failed(
         }
         .into(),
         None => error,
+    }
+}
+
+/// What the caller of `COMMIT` gets when the first side is known not to have committed although
+/// its connection broke (the `COMMIT` was never sent, or the server reports the transaction
+/// rolled back); the second side's transaction, if any, was rolled back.
+fn not_committed(
+    ctx: &DoubleWriteContext,
+    first: Side,
+    second: Option<Side>,
+    error: diesel::result::Error,
+) -> diesel::result::Error {
+    let not_committed = Error::NotCommitted {
+        node: ctx.node(first).unwrap_or_default().to_owned(),
+        source: Box::new(Error::from_diesel(error)),
+    };
+    match second {
+        Some(_) => Error::NothingApplied {
+            what: "COMMIT",
+            failed: first,
+            source: Box::new(not_committed),
+        }
+        .into(),
+        None => not_committed.into(),
     }
 }
 
@@ -329,6 +377,29 @@ pub(crate) trait TxSides {
 
     /// Marks `side`'s connection lost: it is opened again before its next use.
     fn mark_lost(&mut self, side: Side);
+
+    /// The queries that tell what became of a lost `COMMIT`, if the sides' connection type is
+    /// one whose lost `COMMIT` this flow resolves (see [`commit_status`](super::commit_status)).
+    fn commit_status(&self) -> Option<CommitStatusQueries>;
+
+    /// Runs `sql` (one nullable text value) on `side`'s connection as it is (in its
+    /// transaction), counting the outcome.
+    fn tx_query(
+        &mut self,
+        side: Side,
+        sql: &'static str,
+    ) -> impl Future<Output = QueryResult<Option<String>>> + Send;
+
+    /// Runs `sql` (one nullable text value) on `side`, connecting it again first if its
+    /// connection was lost (outside a transaction); `Err` says why it failed.
+    fn fresh_query(
+        &mut self,
+        side: Side,
+        sql: String,
+    ) -> impl Future<Output = Result<Option<String>, String>> + Send;
+
+    /// Waits `pause` (the sync connection sleeps its thread).
+    fn pause(&mut self, pause: Duration) -> impl Future<Output = ()> + Send;
 }
 
 /// Runs a future that cannot wait (the sync connection's [`TxSides`] futures are ready when
@@ -421,10 +492,24 @@ pub(crate) async fn begin<S: TxSides>(s: &mut S, test: bool) -> QueryResult<()> 
 }
 
 /// `COMMIT` (or a savepoint release): the first side, then the second.
+///
+/// Before the outermost `COMMIT` of a transaction that wrote, on sides whose lost `COMMIT` can
+/// be resolved (see [`commit_status`](super::commit_status)), the first side's transaction id is
+/// noted; if the reply to its `COMMIT` is then lost, a new connection to it tells the outcome:
+/// committed goes on to the second side, rolled back rolls the second side back.
 pub(crate) async fn commit<S: TxSides>(s: &mut S) -> QueryResult<()> {
     let core = s.core();
     let depth = open_depth(&core.status, &core.tx)?;
     let (first, second) = open_sides(core);
+    let wrote = core.tx.as_ref().is_some_and(|tx| tx.wrote);
+    let queries = s.commit_status().filter(|_| depth == 1 && wrote);
+    let captured = match queries {
+        Some(q) => match s.tx_query(first, q.capture).await {
+            Ok(answer) => answer.as_deref().and_then(TxRef::parse),
+            Err(error) => return capture_failed(s, first, second, error).await,
+        },
+        None => None,
+    };
     let result = s.tx_step(first, TxOp::Commit).await;
     if depth > 1 {
         sync_status(s, first);
@@ -446,24 +531,45 @@ pub(crate) async fn commit<S: TxSides>(s: &mut S) -> QueryResult<()> {
         .expect("an open transaction has its state");
     sync_status(s, first);
     if let Err(error) = result {
-        // Nothing committed on the first side (diesel rolled it back, or its status is in
-        // error): roll the second back too.
-        if let Some(second) = second {
-            rollback_to(s, second, 0).await;
+        let outcome = match (queries, captured) {
+            (Some(queries), Some(txref)) if super::connection::connection_lost(&error) => {
+                Some(resolve(s, first, queries, txref).await)
+            }
+            _ => None,
+        };
+        let why = match outcome {
+            // It committed on the first side: on to the second, as if the reply had come.
+            Some(Outcome::Committed) => None,
+            Some(Outcome::Aborted) => {
+                if let Some(second) = second {
+                    rollback_to(s, second, 0).await;
+                }
+                return Err(not_committed(&s.core().ctx, first, second, error));
+            }
+            Some(Outcome::Unknown(why)) => Some(Some(why)),
+            None => Some(None),
+        };
+        if let Some(why) = why {
+            // Nothing committed on the first side (diesel rolled it back, or its status is in
+            // error), or it may have: roll the second back either way.
+            if let Some(second) = second {
+                rollback_to(s, second, 0).await;
+            }
+            let core = s.core();
+            if let (Some(second), true) = (second, outcome_unknown(&error)) {
+                // The first side may have committed: the second side, rolled back, may lack it.
+                tx.journal_all(
+                    &core.ctx,
+                    second,
+                    format!("outcome unknown: the reply to COMMIT on the {first} was lost (it may have committed there); the {second} was rolled back: {error}"),
+                );
+            }
+            if matches!(core.status.transaction_depth(), Ok(Some(_))) {
+                core.tx = Some(tx);
+            }
+            return Err(first_commit_failed(&core.ctx, first, second, error, why));
         }
-        let core = s.core();
-        if let (Some(second), true) = (second, super::connection::connection_lost(&error)) {
-            // The first side may have committed: the second side, rolled back, may lack it.
-            tx.journal_all(
-                &core.ctx,
-                second,
-                format!("outcome unknown: the reply to COMMIT on the {first} was lost (it may have committed there); the {second} was rolled back: {error}"),
-            );
-        }
-        if matches!(core.status.transaction_depth(), Ok(Some(_))) {
-            core.tx = Some(tx);
-        }
-        return Err(first_commit_failed(&core.ctx, first, second, error));
+        tracing::info!(target: "diesel_rw::double_write", %first, %error, "the reply to COMMIT was lost, and the server reports the transaction committed");
     }
     let Some(second) = second else {
         return Ok(());
@@ -477,6 +583,61 @@ pub(crate) async fn commit<S: TxSides>(s: &mut S) -> QueryResult<()> {
     };
     rollback_to(s, second, 0).await;
     tx.partial_commit(&s.core().ctx, second, reason)
+}
+
+/// Noting the first side's transaction id before its `COMMIT` failed, so the `COMMIT` was never
+/// sent: both sides are rolled back (the first side's connection, if it broke, took its
+/// transaction with it) and nothing is applied.
+async fn capture_failed<S: TxSides>(
+    s: &mut S,
+    first: Side,
+    second: Option<Side>,
+    error: diesel::result::Error,
+) -> QueryResult<()> {
+    let lost = super::connection::connection_lost(&error);
+    if !lost {
+        // The server refused it (a statement timeout, say): on PostgreSQL that aborts the
+        // transaction, whose COMMIT would then roll back and report success.
+        let _ = s.tx_step(first, TxOp::Rollback).await;
+    }
+    if let Some(second) = second {
+        rollback_to(s, second, 0).await;
+    }
+    sync_status(s, first);
+    let core = s.core();
+    core.tx = None;
+    if lost {
+        return Err(not_committed(&core.ctx, first, second, error));
+    }
+    Err(first_commit_failed(&core.ctx, first, second, error, None))
+}
+
+/// Finds what became of the first side's transaction `txref` whose `COMMIT` reply was lost,
+/// on new connections to that side.
+async fn resolve<S: TxSides>(
+    s: &mut S,
+    side: Side,
+    queries: CommitStatusQueries,
+    txref: TxRef,
+) -> Outcome {
+    let mut resolution = Resolution::new(queries, txref, super::commit_status::RESOLVE_BUDGET);
+    let mut next = resolution.start();
+    loop {
+        next = match next {
+            Next::Done(outcome) => {
+                tracing::warn!(target: "diesel_rw::double_write", %side, ?outcome, check = %resolution.how_to_check(), "resolved a lost COMMIT");
+                return outcome;
+            }
+            Next::Sleep(pause) => {
+                s.pause(pause).await;
+                resolution.resume()
+            }
+            Next::Query(sql) => {
+                let answer = s.fresh_query(side, sql).await;
+                resolution.answer(answer)
+            }
+        };
+    }
 }
 
 /// `ROLLBACK` (or a rollback to a savepoint) on both sides.
@@ -567,5 +728,31 @@ where
 
     fn mark_lost(&mut self, side: Side) {
         self.sides[side.index()].lost = true;
+    }
+
+    fn commit_status(&self) -> Option<CommitStatusQueries> {
+        super::commit_status::queries_for::<C>()
+    }
+
+    fn tx_query(
+        &mut self,
+        side: Side,
+        sql: &'static str,
+    ) -> impl Future<Output = QueryResult<Option<String>>> + Send {
+        std::future::ready(self.step(side, |c| super::commit_status::query_sync(c, sql)))
+    }
+
+    fn fresh_query(
+        &mut self,
+        side: Side,
+        sql: String,
+    ) -> impl Future<Output = Result<Option<String>, String>> + Send {
+        let answer = self.run_on(side, |c| super::commit_status::query_sync(c, &sql));
+        std::future::ready(answer.map_err(|e| e.to_string()))
+    }
+
+    fn pause(&mut self, pause: Duration) -> impl Future<Output = ()> + Send {
+        std::thread::sleep(pause);
+        std::future::ready(())
     }
 }
