@@ -131,6 +131,21 @@ fn deferred_rows(bed: &DwBed, side: Side, tag: &str) -> i64 {
     .n
 }
 
+/// `err` says the source's COMMIT did not commit and nothing is applied on either side.
+fn assert_nothing_committed(err: &Error) {
+    match err {
+        Error::NothingApplied {
+            what: "COMMIT",
+            failed: Side::Source,
+            source,
+        } => assert!(
+            matches!(**source, Error::NotCommitted { .. }),
+            "caused by NotCommitted: {source:?}"
+        ),
+        other => panic!("expected NothingApplied(NotCommitted), got {other:?}"),
+    }
+}
+
 #[derive(diesel::QueryableByName)]
 struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -203,17 +218,7 @@ fn a_lost_first_side_commit_that_rolled_back_rolls_back_the_second_side() {
         .unwrap_err();
     assert_eq!(source.sprung(), 1, "the COMMIT's reply was lost");
     let err = Error::from_diesel(err);
-    match &err {
-        Error::NothingApplied {
-            what: "COMMIT",
-            failed: Side::Source,
-            source,
-        } => assert!(
-            matches!(**source, Error::NotCommitted { .. }),
-            "caused by NotCommitted: {source:?}"
-        ),
-        other => panic!("expected NothingApplied(NotCommitted), got {other:?}"),
-    }
+    assert_nothing_committed(&err);
     assert!(!err.to_string().contains("diesel_rw_pw"), "{err}");
     assert_eq!(deferred_rows(&bed, Side::Source, &bed.tag), 0);
     assert_eq!(deferred_rows(&bed, Side::Destination, &bed.tag), 0);
@@ -246,17 +251,7 @@ fn a_first_side_lost_before_its_commit_is_not_committed() {
         .unwrap_err();
     source.up();
     let err = Error::from_diesel(err);
-    match &err {
-        Error::NothingApplied {
-            what: "COMMIT",
-            failed: Side::Source,
-            source,
-        } => assert!(
-            matches!(**source, Error::NotCommitted { .. }),
-            "caused by NotCommitted: {source:?}"
-        ),
-        other => panic!("expected NothingApplied(NotCommitted), got {other:?}"),
-    }
+    assert_nothing_committed(&err);
     assert!(nodes(&bed, Side::Source, &bed.tag).is_empty());
     assert!(nodes(&bed, Side::Destination, &bed.tag).is_empty());
     insert(&mut conn, &format!("{}:after", bed.tag)).unwrap();

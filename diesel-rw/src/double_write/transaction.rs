@@ -537,19 +537,19 @@ pub(crate) async fn commit<S: TxSides>(s: &mut S) -> QueryResult<()> {
             }
             _ => None,
         };
-        let why = match outcome {
-            // It committed on the first side: on to the second, as if the reply had come.
-            Some(Outcome::Committed) => None,
-            Some(Outcome::Aborted) => {
-                if let Some(second) = second {
-                    rollback_to(s, second, 0).await;
-                }
-                return Err(not_committed(&s.core().ctx, first, second, error));
+        if let Some(Outcome::Aborted) = outcome {
+            if let Some(second) = second {
+                rollback_to(s, second, 0).await;
             }
-            Some(Outcome::Unknown(why)) => Some(Some(why)),
-            None => Some(None),
-        };
-        if let Some(why) = why {
+            return Err(not_committed(&s.core().ctx, first, second, error));
+        }
+        // Committed on the first side: on to the second, as if the reply had come. Otherwise:
+        let committed = matches!(outcome, Some(Outcome::Committed));
+        if !committed {
+            let why = match outcome {
+                Some(Outcome::Unknown(why)) => Some(why),
+                _ => None,
+            };
             // Nothing committed on the first side (diesel rolled it back, or its status is in
             // error), or it may have: roll the second back either way.
             if let Some(second) = second {
