@@ -19,6 +19,7 @@ use diesel_rw::double_write::{
 use diesel_rw::migrate::journal::{self, JournalRow, Which, JOURNAL_TABLE};
 use diesel_rw::migrate::repair::Repair;
 use diesel_rw::migrate::verify::VerifyMode;
+use diesel_rw::migrate::verify_runs::{self, RunFilter, RunMode, VERIFY_RUN_TABLE};
 use diesel_rw::migrate::{Binds, MigrateConnection, TableSpec};
 
 use crate::mv::{key, keys, sorted, verify, Tables, VerifyBed};
@@ -44,6 +45,22 @@ pub fn journal_table<B: JournalBed>(t: &mut Tables<B>) {
         b.push(format!("%.{}", t.table))
     );
     t.src.execute_binds(&sql, b.values()).unwrap();
+    runs_table(t);
+}
+
+/// Both sides, created once for the suite: the verify runs' table, without the rows of this
+/// test's table.
+pub fn runs_table<B: JournalBed>(t: &mut Tables<B>) {
+    for c in [&mut t.src, &mut t.dst] {
+        verify_runs::create_table(c).unwrap();
+        let mut b = Binds::new(<B::Conn as MigrateConnection>::DIALECT);
+        let sql = format!(
+            "DELETE FROM {VERIFY_RUN_TABLE} WHERE table_name = {} OR table_name LIKE {}",
+            b.push(t.table.clone()),
+            b.push(format!("%.{}", t.table))
+        );
+        c.execute_binds(&sql, b.values()).unwrap();
+    }
 }
 
 /// The journal's rows of `table`, read on a fresh connection to `url`.
@@ -303,15 +320,12 @@ pub fn a_killed_write_is_found_since_the_last_clean_run<B: JournalBed>(
     plain_table(t, 10);
     journal_table(t);
     let tb = t.table.clone();
-    let clean = verify(&tb).run(&mut t.src, &mut t.dst).unwrap();
-    assert!(clean.is_clean(), "{clean:?}");
-    // The last clean run's time, on the source's clock (the "changed at" values' clock).
-    let since = t
-        .src
-        .query_texts(&format!("SELECT {} AS value", B::text(B::NOW)), &[])
-        .unwrap()
-        .remove(0)
+    // The last clean run, recorded on the source (the "changed at" values' clock).
+    let clean = verify(&tb)
+        .record_to(Side::Source)
+        .run(&mut t.src, &mut t.dst)
         .unwrap();
+    assert!(clean.is_clean() && clean.recorded.is_some(), "{clean:?}");
     // Holds the destination's row 50 (SQLite: the database's write lock), so that the child's
     // write waits there after the source applied it.
     t.dst.batch_execute(B::BEGIN).unwrap();
@@ -364,16 +378,19 @@ pub fn a_killed_write_is_found_since_the_last_clean_run<B: JournalBed>(
         "{out:?}"
     );
     assert_eq!(out.report.differences(), 1, "{out:?}");
-    // Since the last clean run: row 50 too.
+    // Since the last clean run, as recorded: row 50 too.
     let changed = || {
         diesel_rw::migrate::verify::Verify::new(
             TableSpec::new(tb.as_str()).changed_at("changed_at"),
         )
         .recheck_delay(Duration::from_millis(50))
         .chunk_rows(100)
-        .mode(VerifyMode::ChangedSince(since.clone()))
+        .record_to(Side::Source)
+        .mode(VerifyMode::SinceLastClean)
     };
     let out = changed().run_journal(&mut t.src, &mut t.dst, None).unwrap();
+    assert_eq!(out.report.mode, RunMode::ChangedSince, "{out:?}");
+    assert!(out.report.since.is_some() && out.report.journal, "{out:?}");
     // Row 50: the child's on the source, the parent's on the destination.
     assert_eq!(
         out.report.missing_on_destination_keys(),
@@ -388,6 +405,204 @@ pub fn a_killed_write_is_found_since_the_last_clean_run<B: JournalBed>(
     let out = changed().run_journal(&mut t.src, &mut t.dst, None).unwrap();
     assert!(out.report.is_clean(), "{out:?}");
     assert_eq!(out.done, vec![rows[0].id]);
+    // That clean run is now the last clean one: the next window starts at it.
+    let last = verify_runs::last_clean(&mut t.src, &tb, &RunFilter::new().every_row())
+        .unwrap()
+        .unwrap();
+    assert_eq!(Some(last.id), out.report.recorded, "{last:?}");
+    assert!(
+        last.journal && last.mode == RunMode::ChangedSince,
+        "{last:?}"
+    );
+}
+
+/// Each recorded run is a row on the side it was recorded to, with its mode, direction,
+/// pattern, counts and times; `latest` and `last_clean` answer the gates' questions (clean,
+/// under which pattern, in which direction, how long ago); a run that fails is recorded with
+/// its error; bad input records nothing; a report is recorded after the fact.
+pub fn verify_runs_are_recorded_and_answer_the_gates<B: JournalBed>(t: &mut Tables<B>) {
+    use diesel_rw::double_write::Side::{Destination, Source};
+    plain_table(t, 20);
+    runs_table(t);
+    let tb = t.table.clone();
+    let any = RunFilter::new();
+    assert!(verify_runs::last_clean(&mut t.src, &tb, &any)
+        .unwrap()
+        .is_none());
+    assert!(verify_runs::latest(&mut t.src, &tb, &any)
+        .unwrap()
+        .is_none());
+    // A clean full run under SrcFirst, the source authoritative.
+    let r = verify(&tb)
+        .record_to(Source)
+        .pattern(Pattern::SrcFirst)
+        .run(&mut t.src, &mut t.dst)
+        .unwrap();
+    assert!(r.is_clean(), "{r:?}");
+    let first = verify_runs::last_clean(&mut t.src, &tb, &any)
+        .unwrap()
+        .unwrap();
+    assert_eq!(Some(first.id), r.recorded);
+    assert!(
+        first.table == tb || first.table.ends_with(&format!(".{tb}")),
+        "{first:?}"
+    );
+    assert_eq!(
+        (
+            first.mode,
+            first.journal,
+            first.authoritative,
+            first.pattern
+        ),
+        (RunMode::Full, false, Source, Some(Pattern::SrcFirst)),
+        "{first:?}"
+    );
+    assert_eq!(
+        (first.rows_compared, first.differences, first.clean),
+        (20, 0, true),
+        "{first:?}"
+    );
+    assert!(
+        first.finished_at.is_some() && first.error.is_none(),
+        "{first:?}"
+    );
+    assert!(first.age.unwrap() < Duration::from_secs(600), "{first:?}");
+    // Not recorded on the destination.
+    assert!(verify_runs::latest(&mut t.dst, &tb, &any)
+        .unwrap()
+        .is_none());
+
+    // The destination loses row 3; a run with the destination authoritative under DstFirst.
+    t.dst
+        .batch_execute(&format!("DELETE FROM {tb} WHERE id = 3"))
+        .unwrap();
+    let r = verify(&tb)
+        .record_to(Source)
+        .pattern(Pattern::DstFirst)
+        .authoritative(Destination)
+        .run(&mut t.src, &mut t.dst)
+        .unwrap();
+    assert_eq!(r.differences(), 1, "{r:?}");
+    let latest = verify_runs::latest(&mut t.src, &tb, &any).unwrap().unwrap();
+    assert_eq!(
+        (
+            latest.id,
+            latest.clean,
+            latest.differences,
+            latest.authoritative,
+            latest.pattern
+        ),
+        (
+            r.recorded.unwrap(),
+            false,
+            1,
+            Destination,
+            Some(Pattern::DstFirst)
+        ),
+        "{latest:?}"
+    );
+    // The gates: the last clean run is still the first; none under DstFirst, none with the
+    // destination authoritative.
+    let last = verify_runs::last_clean(&mut t.src, &tb, &any)
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.id, first.id);
+    for filter in [
+        RunFilter::new().pattern(Pattern::DstFirst),
+        RunFilter::new().authoritative(Destination),
+    ] {
+        assert!(
+            verify_runs::last_clean(&mut t.src, &tb, &filter)
+                .unwrap()
+                .is_none(),
+            "{filter:?}"
+        );
+    }
+    // A clean run of some keys: the last clean run, but not one that covered every row.
+    let r = verify(&tb)
+        .record_to(Source)
+        .mode(VerifyMode::Keys(keys(&[1, 2])))
+        .run(&mut t.src, &mut t.dst)
+        .unwrap();
+    assert!(r.is_clean());
+    let last = verify_runs::last_clean(&mut t.src, &tb, &any)
+        .unwrap()
+        .unwrap();
+    assert_eq!((last.id, last.mode), (r.recorded.unwrap(), RunMode::Keys));
+    let covering = verify_runs::last_clean(&mut t.src, &tb, &RunFilter::new().every_row())
+        .unwrap()
+        .unwrap();
+    assert_eq!(covering.id, first.id);
+    // A run that fails is recorded with its error: changed-since without a "changed at".
+    let e = verify(&tb)
+        .record_to(Source)
+        .mode(VerifyMode::ChangedSince("2020-01-01 00:00:00".into()))
+        .run(&mut t.src, &mut t.dst)
+        .unwrap_err();
+    let failed = verify_runs::latest(&mut t.src, &tb, &any).unwrap().unwrap();
+    assert_eq!(
+        failed.error.as_deref(),
+        Some(e.to_string().as_str()),
+        "{failed:?}"
+    );
+    assert!(!failed.clean && failed.finished_at.is_some(), "{failed:?}");
+    assert_eq!(failed.since.as_deref(), Some("2020-01-01 00:00:00"));
+    // Bad input records nothing.
+    let before = verify_runs::runs(&mut t.src, Some(&tb), 100).unwrap().len();
+    assert_eq!(before, 4);
+    verify(&tb)
+        .record_to(Source)
+        .compare_as("no_such_column", crate::mv::Canon::Plain)
+        .run(&mut t.src, &mut t.dst)
+        .unwrap_err();
+    assert_eq!(
+        verify_runs::runs(&mut t.src, Some(&tb), 100).unwrap().len(),
+        before
+    );
+    // Recorded on the destination: there.
+    let r = verify(&tb)
+        .record_to(Destination)
+        .run(&mut t.src, &mut t.dst)
+        .unwrap();
+    let on_dst = verify_runs::latest(&mut t.dst, &tb, &any).unwrap().unwrap();
+    assert_eq!((Some(on_dst.id), on_dst.differences), (r.recorded, 1));
+    // A report recorded after the fact.
+    let r = verify(&tb).run(&mut t.src, &mut t.dst).unwrap();
+    assert_eq!(r.recorded, None);
+    let after = verify_runs::record(&mut t.src, &r, Some(Pattern::SrcFirst)).unwrap();
+    assert_eq!(
+        (
+            after.mode,
+            after.rows_compared,
+            after.differences,
+            after.clean
+        ),
+        (RunMode::Full, 20, 1, false),
+        "{after:?}"
+    );
+    assert!(
+        after.finished_at.is_some() && after.age.is_some(),
+        "{after:?}"
+    );
+    // Newest first.
+    let all = verify_runs::runs(&mut t.src, Some(&tb), 100).unwrap();
+    assert_eq!(all.len(), 5);
+    assert_eq!(all[0].id, after.id);
+    assert_eq!(all[4].id, first.id);
+    // Since the last clean run that covered every row: from the first run's start, every row
+    // there changed earlier; nothing compared but nothing missed either (row 3 did not change).
+    let r = diesel_rw::migrate::verify::Verify::new(
+        TableSpec::new(tb.as_str()).changed_at("changed_at"),
+    )
+    .recheck_delay(Duration::from_millis(50))
+    .mode(VerifyMode::SinceLastClean)
+    .run(&mut t.src, &mut t.dst)
+    .unwrap();
+    assert_eq!(
+        (r.mode, r.rows_compared),
+        (RunMode::ChangedSince, 0),
+        "{r:?}"
+    );
 }
 
 /// The journal database down: the write proceeds (lenient), the entry is counted as failed
@@ -476,6 +691,12 @@ macro_rules! migrate_journal_suite {
             ) {
                 let Some(mut t) = t("j_same_run") else { return };
                 entries_are_written_in_the_same_run_and_verified(&mut t);
+            }
+
+            #[test]
+            fn verify_runs_record_each_run_and_answer_the_gates() {
+                let Some(mut t) = t("j_runs") else { return };
+                verify_runs_are_recorded_and_answer_the_gates(&mut t);
             }
 
             #[test]

@@ -30,6 +30,9 @@ pub struct Checkpoint {
     pub rows_inserted: u64,
     /// Whether the backfill reached the end of the table.
     pub done: bool,
+    /// When the checkpoint was last saved, as the destination's text of its timestamp
+    /// (`None` for a checkpoint not saved yet).
+    pub updated_at: Option<String>,
 }
 
 impl Checkpoint {
@@ -43,6 +46,7 @@ impl Checkpoint {
             rows_copied: 0,
             rows_inserted: 0,
             done: false,
+            updated_at: None,
         }
     }
 
@@ -100,8 +104,52 @@ impl Checkpoint {
 
     /// The checkpoint `name` on `conn`, if there is one (and the table exists).
     pub fn load<C: MigrateConnection>(conn: &mut C, name: &str) -> Result<Option<Checkpoint>> {
+        let mut binds = Binds::new(C::DIALECT);
+        let cond = format!(" WHERE name = {}", binds.push(name));
+        Ok(Self::read(conn, &cond, &binds)?.pop())
+    }
+
+    /// Every checkpoint on `conn` (none if the table is not there), by name: where each
+    /// backfill stands, for a status display.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sqlite")] fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use diesel::connection::SimpleConnection;
+    /// use diesel::prelude::*;
+    /// use diesel_rw::migrate::{Backfill, Checkpoint, TableSpec};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("diesel-rw-checkpoints-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let open = |name: &str| -> Result<SqliteConnection, Box<dyn std::error::Error>> {
+    ///     let path = dir.join(name);
+    ///     let _ = std::fs::remove_file(&path);
+    ///     let mut c = SqliteConnection::establish(path.to_str().unwrap())?;
+    ///     c.batch_execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")?;
+    ///     Ok(c)
+    /// };
+    /// let (mut src, mut dst) = (open("src.db")?, open("dst.db")?);
+    /// assert!(Checkpoint::all(&mut dst)?.is_empty());
+    /// src.batch_execute("INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')")?;
+    /// Backfill::new(TableSpec::new("t")).run(&mut src, &mut dst)?;
+    /// let all = Checkpoint::all(&mut dst)?;
+    /// assert_eq!(all.len(), 1);
+    /// assert_eq!((all[0].name.as_str(), all[0].rows_copied, all[0].done), ("t", 3, true));
+    /// assert!(all[0].updated_at.is_some());
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "sqlite"))] fn main() {}
+    /// ```
+    pub fn all<C: MigrateConnection>(conn: &mut C) -> Result<Vec<Checkpoint>> {
+        Self::read(conn, "", &Binds::new(C::DIALECT))
+    }
+
+    /// The checkpoints matching `cond` (with `binds`), by name.
+    fn read<C: MigrateConnection>(
+        conn: &mut C,
+        cond: &str,
+        binds: &Binds,
+    ) -> Result<Vec<Checkpoint>> {
         if !Self::table_exists(conn)? {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         let d = C::DIALECT;
         let text = |c: &str| d.to_text(c);
@@ -112,29 +160,34 @@ impl Checkpoint {
             "rows_copied",
             "rows_inserted",
             "done",
+            "name",
+            "updated_at",
         ]
         .map(text);
-        let mut binds = Binds::new(d);
         let sql = format!(
-            "SELECT {} AS value FROM {CHECKPOINT_TABLE} WHERE name = {}",
+            "SELECT {} AS value FROM {CHECKPOINT_TABLE}{cond} ORDER BY name",
             d.json_array(&items),
-            binds.push(name)
         );
-        let Some(row) = conn
-            .query_texts(&sql, binds.values())?
+        conn.query_texts(&sql, binds.values())?
             .into_iter()
             .flatten()
-            .next()
-        else {
-            return Ok(None);
-        };
+            .map(|row| Self::parse(&row))
+            .collect()
+    }
+
+    fn parse(row: &str) -> Result<Checkpoint> {
+        let v: serde_json::Value = serde_json::from_str(row).map_err(|_| {
+            Error::InvalidState(format!(
+                "a checkpoint in {CHECKPOINT_TABLE} is unreadable: `{row}`"
+            ))
+        })?;
+        let field = |i: usize| v.get(i).and_then(|x| x.as_str()).map(str::to_owned);
+        let name = field(6).unwrap_or_default();
         let bad = |what: &str| {
             Error::InvalidState(format!(
                 "checkpoint `{name}` in {CHECKPOINT_TABLE} is unreadable ({what}): delete its row to start over"
             ))
         };
-        let v: serde_json::Value = serde_json::from_str(&row).map_err(|_| bad("not JSON"))?;
-        let field = |i: usize| v.get(i).and_then(|x| x.as_str()).map(str::to_owned);
         let number = |i: usize| -> Result<u64> {
             field(i)
                 .and_then(|s| s.parse().ok())
@@ -148,15 +201,16 @@ impl Checkpoint {
             Some(k) => Some(Key::from_json(&k).map_err(|_| bad("last_key"))?),
             None => None,
         };
-        Ok(Some(Checkpoint {
-            name: name.to_owned(),
+        Ok(Checkpoint {
             table: field(0).ok_or_else(|| bad("table_name"))?,
             key_columns,
             last_key,
             rows_copied: number(3)?,
             rows_inserted: number(4)?,
             done: number(5)? != 0,
-        }))
+            updated_at: field(7),
+            name,
+        })
     }
 
     /// Writes this checkpoint (inserted the first time, updated afterwards).

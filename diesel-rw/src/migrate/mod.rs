@@ -10,6 +10,9 @@
 //! - [`Backfill`]: copies the source's rows into the destination in keyset chunks while the
 //!   double write runs under `SrcFirst`: insert-if-absent, a [`Checkpoint`] on the destination
 //!   (resumable after a kill), throttled, with progress events and a callback.
+//! - [`Verify`](verify::Verify) and [`Repair`](repair::Repair): prove the two sides equal,
+//!   converge them; [`verify_runs`]: the record of verify runs ("the last clean run").
+//! - [`journal`]: the durable journal's table.
 //! - [`MigrateConnection`]: the connection trait, for diesel's `PgConnection`,
 //!   `MysqlConnection` and `SqliteConnection` (features `postgres`, `mysql`, `sqlite`).
 //!
@@ -54,6 +57,7 @@ pub mod key;
 pub mod repair;
 pub mod table;
 pub mod verify;
+pub mod verify_runs;
 
 pub use backfill::{Backfill, BackfillReport, Progress};
 pub use checkpoint::{Checkpoint, CHECKPOINT_TABLE};

@@ -14,7 +14,9 @@
 //! their delays once per run, and only when something differs).
 //!
 //! Modes ([`VerifyMode`]): every row; the rows changed since a time (on either side, by the
-//! table's "changed at" column); or the rows named by a list of keys (what a journal records);
+//! table's "changed at" column), given or taken from the last clean run
+//! [recorded](Verify::record_to) in the [record of runs](super::verify_runs); or the rows
+//! named by a list of keys (what a journal records);
 //! [`Verify::run_journal`] takes them from the durable journal's pending entries and marks the
 //! entries done.
 //! Either side can be the authoritative one ([`Verify::authoritative`]): the source until
@@ -59,13 +61,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use crate::double_write::Side;
+use crate::double_write::{Pattern, Side};
 use crate::error::{Error, Result};
 
 use super::canonical::{self, Canon};
 use super::dialect::{Binds, Dialect, MigrateConnection};
 use super::key::{Key, KeyRange};
 use super::table::{Column, Table, TableSpec};
+use super::verify_runs::RunMode;
 
 /// Which rows [`Verify`] compares.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -82,6 +85,12 @@ pub enum VerifyMode {
     /// The rows with these keys (e.g. those a journal recorded), in the form
     /// [`Key`] holds them.
     Keys(Vec<Key>),
+    /// The rows changed since the start of the last clean run of the table that covered every
+    /// row, as [recorded](super::verify_runs) (a full run, or a changed-since run), minus
+    /// [`Verify::since_margin`]: [`ChangedSince`](Self::ChangedSince) with that time. Read on
+    /// the side given to [`Verify::record_to`] (the source if the runs are not recorded). No
+    /// such run recorded: every row ([`Full`](Self::Full)).
+    SinceLastClean,
 }
 
 /// One row that differs, with the digest of its canonical text on each side as last read
@@ -132,6 +141,16 @@ pub struct VerifyReport {
     pub different: Vec<RowDiff>,
     /// How long the run took.
     pub elapsed: Duration,
+    /// What it compared (a [`VerifyMode::SinceLastClean`] resolved to a changed-since window
+    /// or, with no clean run recorded, to a full run).
+    pub mode: RunMode,
+    /// The start of its changed-since window, as it was given to the servers.
+    pub since: Option<String>,
+    /// Whether the rows came from the durable journal ([`Verify::run_journal`]).
+    pub journal: bool,
+    /// The id of its row in [`VERIFY_RUN_TABLE`](super::verify_runs::VERIFY_RUN_TABLE), if it
+    /// was [recorded](Verify::record_to).
+    pub recorded: Option<i64>,
 }
 
 impl VerifyReport {
@@ -203,6 +222,9 @@ pub struct Verify {
     recheck_delay: Duration,
     rechecks: u32,
     compare_as: Vec<(String, Canon)>,
+    record_to: Option<Side>,
+    pattern: Option<Pattern>,
+    since_margin: Duration,
 }
 
 impl Verify {
@@ -218,6 +240,9 @@ impl Verify {
             recheck_delay: Duration::from_millis(500),
             rechecks: 3,
             compare_as: Vec::new(),
+            record_to: None,
+            pattern: None,
+            since_margin: Duration::from_secs(60),
         }
     }
 
@@ -269,6 +294,35 @@ impl Verify {
         self
     }
 
+    /// Records each run in [`VERIFY_RUN_TABLE`](super::verify_runs::VERIFY_RUN_TABLE) on
+    /// `side`'s database (created if absent): a row when it starts (after both sides'
+    /// catalogs were checked: bad input records nothing), completed when it ends, with its
+    /// counts or its error. Default: not recorded. Record on the source (its clock is the one
+    /// the "changed at" values of a double write under `SrcFirst` are compared with), and on
+    /// the same side every time: [`VerifyMode::SinceLastClean`] and the gates of a cutover
+    /// read the record there ([`verify_runs::last_clean`](super::verify_runs::last_clean)).
+    pub fn record_to(mut self, side: Side) -> Verify {
+        self.record_to = Some(side);
+        self
+    }
+
+    /// The double-write pattern in force while it runs, recorded with each run (see
+    /// [`record_to`](Self::record_to)); a cutover gate asks for a clean run under a pattern
+    /// (e.g. one under `DstFirst` before `DstOnly`).
+    pub fn pattern(mut self, pattern: Pattern) -> Verify {
+        self.pattern = Some(pattern);
+        self
+    }
+
+    /// How far before the last clean run's start a [`VerifyMode::SinceLastClean`] window
+    /// begins (default 60 s): covers the clock difference between the recording database and
+    /// the writers of the "changed at" column, and transactions that stamped a row before the
+    /// run started and committed after it read that row.
+    pub fn since_margin(mut self, margin: Duration) -> Verify {
+        self.since_margin = margin;
+        self
+    }
+
     /// Describes the table on both sides, checks that they can be compared, then compares them.
     ///
     /// Errors (nothing read or written): [`Error::UnknownTable`], [`Error::UnknownColumn`] (a
@@ -280,7 +334,7 @@ impl Verify {
         source: &mut C,
         destination: &mut C,
     ) -> Result<VerifyReport> {
-        self.run_mode(source, destination, &self.mode, &[])
+        self.run_mode(source, destination, &self.mode, &[], false)
     }
 
     /// An incremental verification from the durable journal
@@ -297,6 +351,8 @@ impl Verify {
     ///   journal (the process was killed between the two sides of the write) is found by its
     ///   "changed at" column. An entry without keys is then covered by the window (it is
     ///   marked done when the run is clean: the window must start before the entries);
+    /// - [`VerifyMode::SinceLastClean`]: as `ChangedSince`, from the start of the last clean
+    ///   run that covered every row as [recorded](Self::record_to) (every row if none is);
     /// - [`VerifyMode::Keys`]: those keys and the entries'.
     ///
     /// A keyed entry is marked done when none of its keys differs; an entry without keys when
@@ -333,17 +389,18 @@ impl Verify {
             .flat_map(|e| e.keys.iter().flatten().cloned())
             .collect();
         let mode = match (&self.mode, whole_table) {
-            (VerifyMode::ChangedSince(_), _) | (VerifyMode::Keys(_), false) => self.mode.clone(),
+            (VerifyMode::ChangedSince(_) | VerifyMode::SinceLastClean, _)
+            | (VerifyMode::Keys(_), false) => self.mode.clone(),
             (VerifyMode::Full, false) => VerifyMode::Keys(Vec::new()),
             (VerifyMode::Full | VerifyMode::Keys(_), true) => VerifyMode::Full,
         };
-        let report = self.run_mode(source, destination, &mode, &keys)?;
+        let report = self.run_mode(source, destination, &mode, &keys, true)?;
         let differing: std::collections::HashSet<&Key> = report.diffs().map(|d| &d.key).collect();
         let done: Vec<i64> = entries
             .iter()
             .filter(|e| match &e.keys {
                 Some(keys) => keys.iter().all(|k| !differing.contains(k)),
-                None => report.is_clean() && !matches!(mode, VerifyMode::Keys(_)),
+                None => report.is_clean() && report.mode != RunMode::Keys,
             })
             .map(|e| e.id)
             .collect();
@@ -373,12 +430,90 @@ impl Verify {
         destination: &mut C,
         mode: &VerifyMode,
         extra: &[Key],
+        journal: bool,
     ) -> Result<VerifyReport> {
         let started = Instant::now();
         let plan = Plan::new(self, source, destination)?;
+        let table = plan.source.table.name.clone();
+        let mode = match mode {
+            VerifyMode::SinceLastClean => {
+                let runs = match self.record_to.unwrap_or(Side::Source) {
+                    Side::Source => &mut *source,
+                    Side::Destination => &mut *destination,
+                };
+                match super::verify_runs::since_last_clean(runs, &table, self.since_margin)? {
+                    Some(since) => VerifyMode::ChangedSince(since),
+                    None => {
+                        tracing::info!(
+                            target: "diesel_rw::migrate",
+                            table = %table,
+                            "verify since the last clean run: no clean run recorded, every row"
+                        );
+                        VerifyMode::Full
+                    }
+                }
+            }
+            other => other.clone(),
+        };
+        let (run_mode, since) = match &mode {
+            VerifyMode::Full => (RunMode::Full, None),
+            VerifyMode::ChangedSince(s) => (RunMode::ChangedSince, Some(s.clone())),
+            _ => (RunMode::Keys, None),
+        };
+        let recorded = match self.record_to {
+            Some(side) => {
+                let conn = match side {
+                    Side::Source => &mut *source,
+                    Side::Destination => &mut *destination,
+                };
+                Some(super::verify_runs::start(
+                    conn,
+                    &super::verify_runs::RunStart {
+                        table: &table,
+                        mode: run_mode,
+                        journal,
+                        authoritative: self.authoritative,
+                        pattern: self.pattern,
+                        since: since.as_deref(),
+                    },
+                )?)
+            }
+            None => None,
+        };
+        let outcome = self.compare(source, destination, &plan, &mode, extra, started);
+        let mut report = match (recorded, self.record_to) {
+            (Some(id), Some(side)) => {
+                let conn = match side {
+                    Side::Source => &mut *source,
+                    Side::Destination => &mut *destination,
+                };
+                let finished = super::verify_runs::finish(conn, id, outcome.as_ref());
+                let report = outcome?;
+                finished?;
+                report
+            }
+            _ => outcome?,
+        };
+        report.mode = run_mode;
+        report.since = since;
+        report.journal = journal;
+        report.recorded = recorded;
+        Ok(report)
+    }
+
+    /// Compares the rows `mode` names, with `plan`.
+    fn compare<C: MigrateConnection>(
+        &self,
+        source: &mut C,
+        destination: &mut C,
+        plan: &Plan,
+        mode: &VerifyMode,
+        extra: &[Key],
+        started: Instant,
+    ) -> Result<VerifyReport> {
         let mut run = Run {
             verify: self,
-            plan: &plan,
+            plan,
             report: VerifyReport {
                 table: plan.source.table.name.clone(),
                 authoritative: self.authoritative,
@@ -390,6 +525,10 @@ impl Verify {
                 missing_on_source: Vec::new(),
                 different: Vec::new(),
                 elapsed: Duration::ZERO,
+                mode: RunMode::Full,
+                since: None,
+                journal: false,
+                recorded: None,
             },
             candidates: BTreeMap::new(),
         };
@@ -403,6 +542,11 @@ impl Verify {
             VerifyMode::Keys(keys) => {
                 let all: Vec<Key> = keys.iter().chain(extra).cloned().collect();
                 run.keys(&mut conns, &all)?
+            }
+            VerifyMode::SinceLastClean => {
+                return Err(Error::InvalidState(
+                    "verify: SinceLastClean is resolved before the comparison".into(),
+                ))
             }
         }
         run.recheck(&mut conns)?;
