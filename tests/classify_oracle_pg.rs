@@ -178,7 +178,17 @@ fn postgres_refuses_no_statement_the_classifier_calls_a_read() {
         Box::new(PgJudge::new("hot standby 55433", &standby, base)),
     ];
     oracle::check_judges(&mut judges, &format!("DELETE FROM {prefix}log"), "SELECT 1");
-    oracle::run("PostgreSQL", SqlDialect::Postgres, &corpus, &mut judges);
+    // What a pool learns from the catalog: the corpus's VOLATILE functions among them.
+    let functions = diesel_rw::WritingFunctions::default();
+    functions.learn_from(&mut p).unwrap();
+    assert!(functions.contains(&format!("{schema}.{prefix}write")));
+    oracle::run(
+        "PostgreSQL",
+        SqlDialect::Postgres,
+        &corpus,
+        &mut judges,
+        &functions,
+    );
 
     // Nothing the corpus ran changed the tables.
     let count = |conn: &mut PgConnection, table: &str| -> i64 {

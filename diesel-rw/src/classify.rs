@@ -6,7 +6,9 @@
 //! text whose database is unknown ([`SqlDialect::Any`]: a write if any of them makes it one).
 //! [`classify_query`] does the same for a Diesel query, under its backend's
 //! [`RwBackend::DIALECT`], and remembers the answer per thread for queries whose SQL is fixed by
-//! their type, so that the routing hot path is a hash lookup.
+//! their type, so that the routing hot path is a hash lookup. [`classify_sql_with`] also counts
+//! calls of the application's functions that write ([`WritingFunctions`]), as a pool does with
+//! those it learned from its primary's catalog and those its builder named.
 //!
 //! # Rules
 //!
@@ -29,7 +31,10 @@
 //!   * an assignment to a MySQL user variable, `@v := ...`;
 //!   * a call of a function listed in [`WRITE_FUNCTIONS`]: a name, bare, quoted or schema-qualified
 //!     (`pg_catalog.nextval`), followed by `(`. These functions write, take locks, or read session
-//!     state that only the primary connection has (`LAST_INSERT_ID()`).
+//!     state that only the primary connection has (`LAST_INSERT_ID()`);
+//!   * with [`classify_sql_with`] (and in a pool), a call of one of the application's functions
+//!     that write ([`WritingFunctions`]: learned from the catalog, named by the builder),
+//!     `audit_log(...)` or `app.bump(...)`.
 //! * A statement that starts with `EXPLAIN`, `DESCRIBE` or `DESC`: on PostgreSQL and SQLite a read
 //!   unless it calls a function of [`WRITE_FUNCTIONS`] (a plain `EXPLAIN` does not run the statement
 //!   it explains, and the server accepts `EXPLAIN DELETE ...` read-only). With `ANALYZE`
@@ -100,17 +105,25 @@
 //! queries in a per-thread map from that id, so the SQL is rendered and lexed once per thread and
 //! query type, and a later call is a thread-local hash lookup without allocation. A program has
 //! finitely many query types, so the map stays small. There is one map per dialect: the same
-//! query type may render to a read on one backend and a write on another. Queries without a static id
+//! query type may render to a read on one backend and a write on another. With a query's kind the
+//! map keeps the calls its SQL makes of functions outside [`WRITE_FUNCTIONS`] (none, for most
+//! queries): a pool checks a cached read's calls against its [`WritingFunctions`] as they are at
+//! that moment, so the cache stays right when the pool learns its catalog again, and costs one
+//! more branch for a query that calls nothing. Queries without a static id
 //! (`sql_query`, boxed queries, `IN` lists of run-time length) are rendered and classified on every
 //! call.
 //!
 //! # Limits
 //!
-//! The classification routes statements; it is not what keeps writes off replicas. A function of
-//! the application's that writes (a PL/pgSQL function, a stored function) called from a `SELECT`
-//! is not recognised and is sent to a replica, whose read-only session rejects it; route such
-//! calls to the primary with a `/* diesel_rw:primary */` hint or explicitly (`#[master]`,
-//! `pool.primary()`).
+//! The classification routes statements; it is not what keeps writes off replicas. Without a
+//! pool's [`WritingFunctions`] ([`classify_sql`], [`classify_sql_in`]), a function of the
+//! application's that writes (a PL/pgSQL function, a stored function) called from a `SELECT` is
+//! not recognised. A pool learns them from its primary's catalog, but not a function that writes
+//! through a view, a trigger of a read, or a function the catalog calls read-only (a `STABLE`
+//! function calling a `VOLATILE` one; a MySQL function declared `READS SQL DATA` that writes):
+//! name those on the builder ([`writing_functions`](crate::RwPoolBuilder::writing_functions)),
+//! or route the call with a `/* diesel_rw:primary */` hint or explicitly (`#[master]`,
+//! `pool.primary()`). A replica's read-only session rejects what gets there by mistake.
 //!
 //! The rules are checked against the servers themselves: tests/classify_oracle_pg.rs and
 //! tests/classify_oracle_mysql.rs run a corpus of statements (tests/corpus/) read-only on the test
@@ -125,9 +138,14 @@ use std::hash::{BuildHasherDefault, Hasher};
 use diesel::query_builder::{QueryBuilder, QueryFragment, QueryId};
 
 use crate::backend::RwBackend;
+use crate::functions::{Call, WritingFunctions};
 
-/// Static query id -> kind.
-type KindMap = HashMap<TypeId, StatementKind, BuildHasherDefault<TypeIdHasher>>;
+/// Whether a call of a function (schema, name) is a write: the application's functions that
+/// write ([`WritingFunctions`]), or a recorder of the calls.
+type Matcher<'a> = &'a dyn Fn(Option<&str>, &str) -> bool;
+
+/// Static query id -> kind (and function calls).
+type KindMap = HashMap<TypeId, Cached, BuildHasherDefault<TypeIdHasher>>;
 
 /// Whether a statement may run on a read replica.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -364,6 +382,37 @@ pub fn classify_sql(sql: &str) -> StatementKind {
 /// ```
 #[must_use]
 pub fn classify_sql_in(sql: &str, dialect: SqlDialect) -> StatementKind {
+    classify_text(sql, dialect, None)
+}
+
+/// Classifies SQL text under one database's grammar, as [`classify_sql_in`] does, and a call of
+/// a function of `functions` (the application's functions that write, see
+/// [`WritingFunctions`]) makes a read a write, as a call of one of [`WRITE_FUNCTIONS`] does:
+/// `SELECT audit_log('x')`, `SELECT * FROM app.bump(1)`. A pool classifies with the set it
+/// learned from its primary's catalog and the names its builder gave.
+///
+/// ```
+/// use diesel_rw::{classify_sql_with, SqlDialect, StatementKind, WritingFunctions};
+///
+/// let functions = WritingFunctions::new(["audit_log"]);
+/// let sql = "SELECT audit_log('login')";
+/// assert_eq!(classify_sql_with(sql, SqlDialect::Postgres, &functions), StatementKind::Write);
+/// assert_eq!(diesel_rw::classify_sql_in(sql, SqlDialect::Postgres), StatementKind::Read);
+/// ```
+#[must_use]
+pub fn classify_sql_with(
+    sql: &str,
+    dialect: SqlDialect,
+    functions: &WritingFunctions,
+) -> StatementKind {
+    if functions.is_empty() {
+        return classify_text(sql, dialect, None);
+    }
+    functions.with_matcher(|matches| classify_text(sql, dialect, Some(matches)))
+}
+
+/// [`classify_sql_in`], with the application's functions that write (`functions`).
+fn classify_text(sql: &str, dialect: SqlDialect, functions: Option<Matcher<'_>>) -> StatementKind {
     // Lex under the dialect's fixed rules first; every pass reports which free rules changed how
     // it read the text, and the text is lexed again under each untried combination of those.
     let (fixed, free) = (dialect.fixed_rules(), dialect.free_rules());
@@ -376,7 +425,7 @@ pub fn classify_sql_in(sql: &str, dialect: SqlDialect) -> StatementKind {
             let (slot, bit) = (usize::from(sub >> 6), sub & 63);
             if tried[slot] & (1 << bit) == 0 {
                 tried[slot] |= 1 << bit;
-                let (kind, seen) = classify_with(sql, fixed | sub, dialect);
+                let (kind, seen) = classify_with(sql, fixed | sub, dialect, functions);
                 match kind {
                     Some(StatementKind::Write) => return StatementKind::Write,
                     Some(StatementKind::Read) => lexes = true,
@@ -411,44 +460,118 @@ pub fn classify_sql_in(sql: &str, dialect: SqlDialect) -> StatementKind {
 /// [`QueryBuilder::finish`], then passed to [`classify_sql_in`] with the backend's
 /// [`RwBackend::DIALECT`]. A render error gives [`StatementKind::Write`] and is not cached.
 #[must_use]
+#[cfg_attr(not(test), allow(dead_code))] // the pools classify with their functions
 pub fn classify_query<DB, T>(source: &T) -> StatementKind
+where
+    DB: RwBackend,
+    T: QueryFragment<DB> + QueryId + ?Sized,
+{
+    classify_query_in::<DB, T>(source, None)
+}
+
+/// [`classify_query`] with the application's functions that write, as a pool classifies (see
+/// [`classify_sql_with`]). The per-thread cache keeps, with a query type's kind, the calls of
+/// functions outside [`WRITE_FUNCTIONS`] that its SQL makes (none for most queries): a cached
+/// read that makes such calls is checked against `functions` as it is now, so the cache stays
+/// right when the set changes (a pool learns its catalog again) and is shared by every set.
+pub(crate) fn classify_query_with<DB, T>(source: &T, functions: &WritingFunctions) -> StatementKind
+where
+    DB: RwBackend,
+    T: QueryFragment<DB> + QueryId + ?Sized,
+{
+    classify_query_in::<DB, T>(source, Some(functions))
+}
+
+/// [`classify_query`] and [`classify_query_with`].
+#[inline]
+fn classify_query_in<DB, T>(source: &T, functions: Option<&WritingFunctions>) -> StatementKind
 where
     DB: RwBackend,
     T: QueryFragment<DB> + QueryId + ?Sized,
 {
     let dialect = DB::DIALECT;
     let Some(id) = T::query_id() else {
-        return render_and_classify::<DB, T>(source).unwrap_or(StatementKind::Write);
+        return match (render::<DB, T>(source), functions) {
+            (Some(sql), Some(functions)) => classify_sql_with(&sql, dialect, functions),
+            (Some(sql), None) => classify_sql_in(&sql, dialect),
+            (None, _) => StatementKind::Write,
+        };
     };
-    if let Some(kind) = cached(dialect, id) {
+    if let Some(kind) = cached(dialect, id, functions) {
         return kind;
     }
-    match render_and_classify::<DB, T>(source) {
-        Some(kind) => {
-            // `try_with`: during thread teardown the map may be gone; then just don't cache.
-            let _ = KINDS.try_with(|kinds| {
-                if let Ok(mut kinds) = kinds.try_borrow_mut() {
-                    kinds[dialect.index()].insert(id, kind);
-                }
-            });
-            kind
+    let Some(sql) = render::<DB, T>(source) else {
+        return StatementKind::Write;
+    };
+    // Classified without the set, recording the calls it would have checked.
+    let calls = RefCell::new(Vec::<Call>::new());
+    let record = |schema: Option<&str>, name: &str| {
+        let call = Call::new(schema, name);
+        let mut calls = calls.borrow_mut();
+        if !calls.contains(&call) {
+            calls.push(call);
         }
-        None => StatementKind::Write,
+        false
+    };
+    let kind = classify_text(&sql, dialect, Some(&record));
+    let entry = Cached {
+        kind,
+        calls: calls.into_inner().into_boxed_slice(),
+    };
+    let kind = entry.kind_with(functions);
+    // `try_with`: during thread teardown the map may be gone; then just don't cache.
+    let _ = KINDS.try_with(|kinds| {
+        if let Ok(mut kinds) = kinds.try_borrow_mut() {
+            kinds[dialect.index()].insert(id, entry);
+        }
+    });
+    kind
+}
+
+/// What [`classify_query`] keeps of a query type.
+#[derive(Debug)]
+struct Cached {
+    /// Its kind, without the application's functions.
+    kind: StatementKind,
+    /// The calls of functions outside [`WRITE_FUNCTIONS`] it makes, if it is a read.
+    calls: Box<[Call]>,
+}
+
+impl Cached {
+    /// The kind, given the application's functions that write.
+    #[inline]
+    fn kind_with(&self, functions: Option<&WritingFunctions>) -> StatementKind {
+        match functions {
+            Some(functions) if self.kind.is_read() && functions.calls_any(&self.calls) => {
+                StatementKind::Write
+            }
+            _ => self.kind,
+        }
     }
 }
 
 /// The cached kind of the query with static id `id` under `dialect`, if this thread has
 /// classified it.
 #[inline]
-fn cached(dialect: SqlDialect, id: TypeId) -> Option<StatementKind> {
+fn cached(
+    dialect: SqlDialect,
+    id: TypeId,
+    functions: Option<&WritingFunctions>,
+) -> Option<StatementKind> {
     KINDS
-        .try_with(|kinds| kinds.try_borrow().ok()?[dialect.index()].get(&id).copied())
+        .try_with(|kinds| {
+            Some(
+                kinds.try_borrow().ok()?[dialect.index()]
+                    .get(&id)?
+                    .kind_with(functions),
+            )
+        })
         .ok()
         .flatten()
 }
 
-/// Renders `source` to SQL and classifies it; `None` if rendering failed.
-fn render_and_classify<DB, T>(source: &T) -> Option<StatementKind>
+/// Renders `source` to SQL; `None` if rendering failed.
+fn render<DB, T>(source: &T) -> Option<String>
 where
     DB: RwBackend,
     T: QueryFragment<DB> + ?Sized,
@@ -457,7 +580,7 @@ where
     tests::RENDERS.with(|renders| renders.set(renders.get() + 1));
     let mut query_builder = DB::QueryBuilder::default();
     source.to_sql(&mut query_builder, &DB::default()).ok()?;
-    Some(classify_sql_in(&query_builder.finish(), DB::DIALECT))
+    Some(query_builder.finish())
 }
 
 thread_local! {
@@ -523,9 +646,15 @@ const BRACKET_IDENTIFIERS: Rules = 1 << 7;
 /// (unless a free rule already changed the reading before that keyword: then, as for a write
 /// found further into a statement, `SELECT ... FOR UPDATE`, it counts if the statement lexes to
 /// its end under these rules).
-fn classify_with(sql: &str, rules: Rules, dialect: SqlDialect) -> (Option<StatementKind>, Rules) {
+fn classify_with(
+    sql: &str,
+    rules: Rules,
+    dialect: SqlDialect,
+    functions: Option<Matcher<'_>>,
+) -> (Option<StatementKind>, Rules) {
     let mut lexer = Lexer::new(sql, rules);
     lexer.dialect = dialect;
+    lexer.functions = functions;
     loop {
         match statement(&mut lexer) {
             Verdict::Read { more: true } => {}
@@ -836,6 +965,7 @@ enum Scan {
 fn scan_read_until(lexer: &mut Lexer<'_>, full: bool, nested: bool) -> Scan {
     let mut previous = None;
     let mut before_previous = None;
+    let mut third = None;
     let mut depth = 0_usize;
     loop {
         let Some(token) = lexer.next_token() else {
@@ -845,6 +975,13 @@ fn scan_read_until(lexer: &mut Lexer<'_>, full: bool, nested: bool) -> Scan {
             Token::Punct(b';') => return Scan::Semicolon,
             Token::Unterminated => return Scan::Unlexable,
             Token::Punct(b'(') if previous.is_some_and(calls_write_function) => {
+                return Scan::Write;
+            }
+            Token::Punct(b'(')
+                if lexer.functions.is_some_and(|functions| {
+                    calls_user_function(functions, previous, before_previous, third)
+                }) =>
+            {
                 return Scan::Write;
             }
             Token::Punct(b'(') => depth += 1,
@@ -870,9 +1007,86 @@ fn scan_read_until(lexer: &mut Lexer<'_>, full: bool, nested: bool) -> Scan {
             }
             _ => {}
         }
+        third = before_previous;
         before_previous = previous;
         previous = Some(token);
     }
+}
+
+/// Whether the tokens before a `(` (`previous`, and before it `before_previous` and `third`)
+/// name a function that `functions` says writes: `name(` or `schema.name(`.
+fn calls_user_function(
+    functions: Matcher<'_>,
+    previous: Option<Token<'_>>,
+    before_previous: Option<Token<'_>>,
+    third: Option<Token<'_>>,
+) -> bool {
+    let name = match previous {
+        Some(Token::Word(name)) if !is_keyword_before_parenthesis(name) => name,
+        Some(Token::Quoted(name)) => name,
+        _ => return false,
+    };
+    let schema = match (before_previous, third) {
+        (Some(Token::Punct(b'.')), Some(Token::Word(schema) | Token::Quoted(schema))) => {
+            Some(schema)
+        }
+        _ => None,
+    };
+    functions(schema, name)
+}
+
+/// Keywords that a `(` follows and that are no function's name (unquoted), upper case, sorted.
+const KEYWORDS_BEFORE_PARENTHESIS: &[&str] = &[
+    "ALL",
+    "AND",
+    "ANY",
+    "ARRAY",
+    "AS",
+    "BETWEEN",
+    "BY",
+    "CASE",
+    "CAST",
+    "DISTINCT",
+    "ELSE",
+    "EXCEPT",
+    "EXISTS",
+    "FILTER",
+    "FROM",
+    "IN",
+    "INTERSECT",
+    "IS",
+    "JOIN",
+    "LATERAL",
+    "LIKE",
+    "LIMIT",
+    "NOT",
+    "OFFSET",
+    "ON",
+    "OR",
+    "OVER",
+    "ROW",
+    "SELECT",
+    "SOME",
+    "THEN",
+    "UNION",
+    "USING",
+    "VALUES",
+    "WHEN",
+    "WHERE",
+    "WITH",
+    "WITHIN",
+];
+
+/// Whether `word` is one of [`KEYWORDS_BEFORE_PARENTHESIS`].
+fn is_keyword_before_parenthesis(word: &str) -> bool {
+    word.len() <= 9
+        && KEYWORDS_BEFORE_PARENTHESIS
+            .binary_search_by(|probe| {
+                probe
+                    .bytes()
+                    .cmp(word.bytes().map(|b| b.to_ascii_uppercase()))
+            })
+            .is_ok()
 }
 
 /// Whether `token`, followed by `(`, is a call of a function of [`WRITE_FUNCTIONS`].
@@ -978,6 +1192,9 @@ struct Lexer<'a> {
     dialect: SqlDialect,
     /// The last `diesel_rw:` hint comment skipped in the current statement.
     hint: Option<Hint>,
+    /// Whether a call of a function (schema, name) not in [`WRITE_FUNCTIONS`] is a write: the
+    /// application's functions that write ([`WritingFunctions`]), or a recorder of the calls.
+    functions: Option<Matcher<'a>>,
 }
 
 impl<'a> Lexer<'a> {
@@ -991,6 +1208,7 @@ impl<'a> Lexer<'a> {
             in_executable_comment: false,
             dialect: SqlDialect::Any,
             hint: None,
+            functions: None,
         }
     }
 
@@ -1840,7 +2058,7 @@ mod tests {
     fn writes_stop_at_their_first_keyword() {
         // An INSERT is settled at `INSERT`: what follows is not lexed (here it would not lex).
         let sql = "INSERT INTO t VALUES ('unterminated";
-        let (kind, _) = classify_with(sql, 0, Postgres);
+        let (kind, _) = classify_with(sql, 0, Postgres, None);
         assert_eq!(kind, Some(Write));
         for d in [Postgres, Mysql, Lite, Any] {
             write_in(d, sql);
@@ -2086,7 +2304,7 @@ mod tests {
     fn every_dialect_rule_at_once_terminates() {
         let sql = "SELECT 'a\\b', \"c\\d\", E'x', a[1], 1 --x\n /* /* */ */ /*! 1 */ # c\n";
         read(sql);
-        let (_, seen) = classify_with(sql, u8::MAX, SqlDialect::Any);
+        let (_, seen) = classify_with(sql, u8::MAX, SqlDialect::Any, None);
         assert_eq!(seen, u8::MAX);
         write(&format!("{sql}; DELETE FROM t"));
         read("SELECT 'a\\b', \"c\\d\", E'x', a[1], 1 --x\n /* c */ /*! 1 */ # c\n");
@@ -2127,9 +2345,15 @@ mod tests {
     #[test]
     fn base_reading_of_diesel_sql_is_lexed_once() {
         let sql = r#"SELECT "users"."id" FROM "users" WHERE ("users"."id" = $1)"#;
-        assert_eq!(classify_with(sql, 0, SqlDialect::Any), (Some(Read), 0));
-        assert_eq!(classify_with("SELECT 'x", 0, SqlDialect::Any), (None, 0));
-        let (_, seen) = classify_with("SELECT 'a\\b' # c", 0, SqlDialect::Any);
+        assert_eq!(
+            classify_with(sql, 0, SqlDialect::Any, None),
+            (Some(Read), 0)
+        );
+        assert_eq!(
+            classify_with("SELECT 'x", 0, SqlDialect::Any, None),
+            (None, 0)
+        );
+        let (_, seen) = classify_with("SELECT 'a\\b' # c", 0, SqlDialect::Any, None);
         assert_eq!(seen, BACKSLASH_IN_SINGLE | HASH_COMMENTS);
     }
 
@@ -2147,6 +2371,63 @@ mod tests {
             BuildHasherDefault::<TypeIdHasher>::default().hash_one(id)
         };
         assert_ne!(hash(TypeId::of::<u8>()), hash(TypeId::of::<u16>()));
+    }
+
+    #[test]
+    fn calls_of_the_applications_writing_functions_are_writes() {
+        let functions = WritingFunctions::new(["audit_log", "app.bump", "Mixed"]);
+        let with = |sql: &str, dialect| classify_sql_with(sql, dialect, &functions);
+        for dialect in [
+            Postgres,
+            SqlDialect::Mysql,
+            SqlDialect::Sqlite,
+            SqlDialect::Any,
+        ] {
+            for sql in [
+                "SELECT audit_log('x')",
+                "SELECT AUDIT_LOG('x')",
+                r#"SELECT "audit_log"('x')"#,
+                "SELECT `audit_log`('x')",
+                "SELECT public.audit_log('x')",
+                "SELECT * FROM app.bump(1)",
+                r#"SELECT "app"."bump"(1)"#,
+                "SELECT bump (1)",
+                "SELECT mixed()",
+                "SELECT 1 FROM t WHERE x IN (SELECT audit_log(y) FROM u)",
+                "WITH a AS (SELECT bump(1)) SELECT * FROM a",
+                "SELECT 1; SELECT audit_log('x')",
+            ] {
+                assert_eq!(with(sql, dialect), Write, "{sql:?} under {dialect:?}");
+                // Without the set (classify_sql_in / classify_sql): as before.
+                assert_eq!(
+                    classify_sql_in(sql, dialect),
+                    Read,
+                    "{sql:?} under {dialect:?}"
+                );
+            }
+            for sql in [
+                "SELECT other.bump(1)",
+                "SELECT audit_log FROM t",
+                "SELECT 'audit_log(1)'",
+                "SELECT 1 /* bump(1) */",
+                "SELECT t.audit_log_id FROM t",
+                "SELECT lower(x) FROM t WHERE y IN (1, 2) AND EXISTS (SELECT 1)",
+            ] {
+                assert_eq!(with(sql, dialect), Read, "{sql:?} under {dialect:?}");
+            }
+        }
+        // An empty set changes nothing.
+        let none = WritingFunctions::default();
+        assert_eq!(classify_sql_with("SELECT bump(1)", Postgres, &none), Read);
+        assert_eq!(classify_sql_with("DELETE FROM t", Postgres, &none), Write);
+    }
+
+    #[test]
+    fn keywords_before_parenthesis_are_sorted() {
+        assert!(KEYWORDS_BEFORE_PARENTHESIS.windows(2).all(|w| w[0] < w[1]));
+        assert!(KEYWORDS_BEFORE_PARENTHESIS.iter().all(|k| k.len() <= 9));
+        assert!(is_keyword_before_parenthesis("in") && is_keyword_before_parenthesis("Within"));
+        assert!(!is_keyword_before_parenthesis("audit_log"));
     }
 
     /// `classify_query` needs a backend's `RwBackend`: SQLite's (and MySQL's for one test).
@@ -2189,7 +2470,7 @@ mod tests {
             assert_eq!(classify_query::<Sqlite, _>(&other), Read);
             assert_eq!(classify_query::<Sqlite, _>(&query), Read);
             assert_eq!(renders(), before + 1);
-            assert_eq!(cached(SqlDialect::Sqlite, id.unwrap()), Some(Read));
+            assert_eq!(cached(SqlDialect::Sqlite, id.unwrap(), None), Some(Read));
 
             let delete = diesel::delete(dsl::users.filter(dsl::id.eq(1)));
             assert!(static_id(&delete).is_some());
@@ -2197,7 +2478,7 @@ mod tests {
             assert_eq!(classify_query::<Sqlite, _>(&delete), Write);
             assert_eq!(renders(), before + 2);
             assert_eq!(
-                cached(SqlDialect::Sqlite, static_id(&delete).unwrap()),
+                cached(SqlDialect::Sqlite, static_id(&delete).unwrap(), None),
                 Some(Write)
             );
         }
@@ -2254,7 +2535,7 @@ mod tests {
             assert_eq!(classify_query::<Sqlite, _>(&Unrenderable), Write);
             assert_eq!(renders(), before + 2);
             assert_eq!(
-                cached(SqlDialect::Sqlite, TypeId::of::<Unrenderable>()),
+                cached(SqlDialect::Sqlite, TypeId::of::<Unrenderable>(), None),
                 None
             );
         }
@@ -2278,15 +2559,58 @@ mod tests {
         fn classify_query_caches_per_dialect() {
             let id = TypeId::of::<ExplainDelete>();
             assert_eq!(classify_query::<Sqlite, _>(&ExplainDelete), Read);
-            assert_eq!(cached(SqlDialect::Sqlite, id), Some(Read));
-            assert_eq!(cached(SqlDialect::Mysql, id), None);
+            assert_eq!(cached(SqlDialect::Sqlite, id, None), Some(Read));
+            assert_eq!(cached(SqlDialect::Mysql, id, None), None);
             // The same query type on MySQL: its own answer, cached apart.
             assert_eq!(
                 classify_query::<diesel::mysql::Mysql, _>(&ExplainDelete),
                 Write
             );
-            assert_eq!(cached(SqlDialect::Mysql, id), Some(Write));
+            assert_eq!(cached(SqlDialect::Mysql, id, None), Some(Write));
             assert_eq!(classify_query::<Sqlite, _>(&ExplainDelete), Read);
+        }
+
+        diesel::define_sql_function! { fn audit_log(x: diesel::sql_types::Text) -> diesel::sql_types::Integer; }
+        diesel::define_sql_function! { fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text; }
+
+        #[test]
+        fn classify_query_with_checks_cached_calls_against_the_set_as_it_is_now() {
+            use users::dsl;
+            let query = dsl::users.select(audit_log(dsl::name));
+            let id = static_id(&query).unwrap();
+            let functions = WritingFunctions::default();
+            let before = renders();
+            // Not (yet) known to write: a read, cached with its call.
+            assert_eq!(classify_query_with::<Sqlite, _>(&query, &functions), Read);
+            assert_eq!(classify_query::<Sqlite, _>(&query), Read);
+            // The set learns it: the cached entry is a write from then on, not rendered again.
+            functions.set_learned("main\taudit_log");
+            assert_eq!(classify_query_with::<Sqlite, _>(&query, &functions), Write);
+            assert_eq!(
+                cached(SqlDialect::Sqlite, id, Some(&functions)),
+                Some(Write)
+            );
+            // Without a set (classify_query) and with another set: as before.
+            assert_eq!(classify_query::<Sqlite, _>(&query), Read);
+            let other = WritingFunctions::new(["bump"]);
+            assert_eq!(classify_query_with::<Sqlite, _>(&query, &other), Read);
+            assert_eq!(renders(), before + 1);
+            // A query calling only functions outside the set stays a read, and a cached write
+            // stays a write.
+            let plain = dsl::users.select(lower(dsl::name));
+            assert_eq!(classify_query_with::<Sqlite, _>(&plain, &functions), Read);
+            let delete = diesel::delete(dsl::users.filter(dsl::id.eq(1)));
+            assert_eq!(classify_query_with::<Sqlite, _>(&delete, &functions), Write);
+        }
+
+        #[test]
+        fn classify_query_with_classifies_dynamic_queries_with_the_set() {
+            let functions = WritingFunctions::new(["app.bump"]);
+            let query = diesel::sql_query("SELECT app.bump(1)");
+            assert_eq!(classify_query_with::<Sqlite, _>(&query, &functions), Write);
+            assert_eq!(classify_query::<Sqlite, _>(&query), Read);
+            let query = diesel::sql_query("SELECT other.bump(1)");
+            assert_eq!(classify_query_with::<Sqlite, _>(&query, &functions), Read);
         }
 
         #[test]

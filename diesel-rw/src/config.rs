@@ -39,6 +39,12 @@ pub(crate) struct Config {
     pub(crate) write_timeout: Option<Duration>,
     pub(crate) max_replica_latency: Option<Duration>,
     pub(crate) slow_replica_factor: Option<u32>,
+    /// Functions whose call is a write, named by the builder (`name` or `schema.name`).
+    pub(crate) writing_functions: Vec<String>,
+    /// Whether the pool learns its functions that write from the primary's catalog.
+    pub(crate) learn_writing_functions: bool,
+    /// How often it learns them again.
+    pub(crate) writing_functions_refresh: Option<Duration>,
 }
 
 impl Default for Config {
@@ -65,6 +71,9 @@ impl Default for Config {
             write_timeout: Some(Duration::from_secs(60)),
             max_replica_latency: None,
             slow_replica_factor: None,
+            writing_functions: Vec::new(),
+            learn_writing_functions: true,
+            writing_functions_refresh: Some(Duration::from_secs(300)),
         }
     }
 }
@@ -111,6 +120,20 @@ impl Config {
                 "health_interval must be longer than zero".into(),
             ));
         }
+        if self.writing_functions_refresh == Some(Duration::ZERO) {
+            return Err(Error::Config(
+                "writing_functions_refresh must be longer than zero (None: learn once)".into(),
+            ));
+        }
+        if let Some(bad) = self
+            .writing_functions
+            .iter()
+            .find(|f| f.trim().is_empty() || f.trim().ends_with('.') || f.trim().starts_with('.'))
+        {
+            return Err(Error::Config(format!(
+                "writing_functions: `{bad}` is not a function name (give `name` or `schema.name`)"
+            )));
+        }
         if self.eject_after == 0 {
             return Err(Error::Config("eject_after must be at least 1".into()));
         }
@@ -136,7 +159,11 @@ impl Config {
     /// Parses the spec of [`RwConnection::establish`](crate::RwConnection): a plain URL, or
     /// whitespace-separated `primary=URL` / `replica=URL` entries.
     pub(crate) fn from_spec(spec: &str) -> Result<Self, Error> {
-        let mut config = Config::default();
+        // A connection on its own has no pool to learn the catalog for it.
+        let mut config = Config {
+            learn_writing_functions: false,
+            ..Config::default()
+        };
         let entries: Vec<&str> = spec.split_whitespace().collect();
         let keyed = |e: &str| e.starts_with("primary=") || e.starts_with("replica=");
         if !entries.iter().any(|e| keyed(e)) {
@@ -377,6 +404,57 @@ impl<P> RwPoolBuilder<P> {
     /// checkout ejects it at once.)
     pub fn eject_after(mut self, failures: u32) -> Self {
         self.config.eject_after = failures;
+        self
+    }
+
+    /// Names functions whose call is a write, besides those the pool learns from the primary's
+    /// catalog (see [`crate::functions`]): `"audit_log"` (in any schema) or `"app.bump"`. A
+    /// `SELECT` that calls one goes to the primary, as a `SELECT nextval(...)` does. For
+    /// functions the catalog does not tell (a `STABLE` PostgreSQL function that writes through
+    /// another, a MySQL function declared `READS SQL DATA` that writes) and for SQLite, which
+    /// has no catalog of functions. Adds to the names of earlier calls.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sqlite")] fn main() -> Result<(), diesel_rw::Error> {
+    /// use diesel::SqliteConnection;
+    /// use diesel_rw::RwPool;
+    ///
+    /// let pool = RwPool::<SqliteConnection>::builder()
+    ///     .primary("primary.db")
+    ///     .writing_functions(["audit_log", "app.bump"])
+    ///     .build()?;
+    /// assert!(pool.writing_functions().contains("audit_log"));
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "sqlite"))] fn main() {}
+    /// ```
+    pub fn writing_functions<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config
+            .writing_functions
+            .extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// Whether the pool learns which of the application's functions write from the primary's
+    /// catalog (PostgreSQL: `VOLATILE` functions; MySQL/MariaDB: functions that modify SQL data
+    /// or do not say, see [`crate::functions`]). Default `true`. Learned when the pool hands
+    /// out its first connection (which waits for it, at most
+    /// [`connection_timeout`](Self::connection_timeout)), then again every
+    /// [`writing_functions_refresh`](Self::writing_functions_refresh), on a connection of its
+    /// own, in the background: never per statement.
+    pub fn learn_writing_functions(mut self, learn: bool) -> Self {
+        self.config.learn_writing_functions = learn;
+        self
+    }
+
+    /// How often the pool learns its functions that write again, in the background (a function
+    /// created since is a write from then on; call `refresh_writing_functions()` on the pool
+    /// to learn at once). `None`: learned once. Default 5 minutes.
+    pub fn writing_functions_refresh(mut self, interval: Option<Duration>) -> Self {
+        self.config.writing_functions_refresh = interval;
         self
     }
 

@@ -72,6 +72,7 @@ mod config;
 mod consistency;
 pub mod double_write;
 mod error;
+pub mod functions;
 mod health;
 mod instrument;
 mod metrics;
@@ -94,7 +95,9 @@ pub use asynchronous::{
 };
 pub use backend::PositionQueries;
 pub use backend::RwBackend;
-pub use classify::{classify_sql, classify_sql_in, SqlDialect, StatementKind};
+pub use classify::{
+    classify_sql, classify_sql_in, classify_sql_with, SqlDialect, StatementKind, WRITE_FUNCTIONS,
+};
 pub use config::{RwPoolBuilder, DATABASE_REPLICA_URLS, DATABASE_URL};
 pub use consistency::{Consistency, GtidPosition, Position, WriteToken};
 /// `#[read_only]` runs a function on a read-only connection (a replica); `#[master]` runs it on
@@ -148,6 +151,7 @@ pub use diesel_rw_macros::{master, read_only};
 pub use double_write::{AsyncDoubleWrite, AsyncDoubleWriteConnection};
 pub use double_write::{DoubleWrite, DoubleWriteConnection, Pattern, PatternSwitch};
 pub use error::{Error, Result};
+pub use functions::WritingFunctions;
 pub use health::MaxLag;
 pub use policy::Policy;
 pub use route::{Fallback, Node, Reason, Role, Route};

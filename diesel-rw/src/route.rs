@@ -23,6 +23,7 @@ use crate::commit_outcome::{Outcome, Resolution, TxRef};
 use crate::config::Config;
 use crate::consistency::{Consistency, Position, Sticky};
 use crate::error::Error;
+use crate::functions::WritingFunctions;
 use crate::health::{CaughtUp, Health, MaxLag};
 use crate::metrics::Metrics;
 use crate::policy::Selector;
@@ -315,6 +316,8 @@ pub(crate) struct RoutingCore {
     pub(crate) read_timeout: Option<Duration>,
     pub(crate) write_timeout: Option<Duration>,
     pub(crate) metrics: Metrics,
+    /// The application's functions that write: a call of one is a write.
+    pub(crate) functions: WritingFunctions,
 }
 
 impl RoutingCore {
@@ -338,6 +341,12 @@ impl RoutingCore {
             write_timeout: config.write_timeout,
             max_replica_latency: config.max_replica_latency,
             slow_replica_factor: config.slow_replica_factor,
+            functions: WritingFunctions::for_pool(
+                &config.writing_functions,
+                config.learn_writing_functions,
+                config.writing_functions_refresh,
+                config.connection_timeout,
+            ),
             metrics: Metrics::new(
                 primary,
                 &config
@@ -347,6 +356,21 @@ impl RoutingCore {
                     .collect::<Vec<_>>(),
             ),
         }
+    }
+
+    /// Classifies a query as this pool does: with its functions that write.
+    #[inline]
+    pub(crate) fn classify_query<DB, T>(&self, source: &T) -> StatementKind
+    where
+        DB: crate::RwBackend,
+        T: diesel::query_builder::QueryFragment<DB> + diesel::query_builder::QueryId + ?Sized,
+    {
+        crate::classify::classify_query_with::<DB, T>(source, &self.functions)
+    }
+
+    /// Classifies SQL text of backend `DB` as this pool does: with its functions that write.
+    pub(crate) fn classify_sql<DB: crate::RwBackend>(&self, sql: &str) -> StatementKind {
+        crate::classify::classify_sql_with(sql, DB::DIALECT, &self.functions)
     }
 
     /// How many replicas the pool has.

@@ -2,11 +2,13 @@
 //! in a read-only setting and labelled by what they answer, compared with
 //! [`diesel_rw::classify_sql_in`]. No statement the classifier calls a read may be refused by a
 //! server as a write; the false writes (classified write, accepted read-only) are counted and
-//! printed as a confusion table.
+//! printed as a confusion table. The corpus's calls of the application's own functions that
+//! write ([unseen]) are asserted with the functions the test learned from the server's catalog
+//! ([`diesel_rw::classify_sql_with`]), as a pool classifies them.
 
 use std::fmt::Write as _;
 
-use diesel_rw::{classify_sql_in, SqlDialect, StatementKind};
+use diesel_rw::{classify_sql_in, classify_sql_with, SqlDialect, StatementKind, WritingFunctions};
 
 /// A corpus file, its object names given the run's own prefix.
 pub struct Corpus {
@@ -20,7 +22,7 @@ pub struct Corpus {
     pub statements: Vec<String>,
     /// How many distinct statements there are before the comment variants.
     pub distinct: usize,
-    /// Calls of the application's own writing functions: run and reported, not asserted.
+    /// Calls of the application's own writing functions: asserted with the learned catalog.
     pub unseen: Vec<String>,
 }
 
@@ -113,7 +115,10 @@ pub trait Judge {
 /// One statement's classification and verdicts.
 struct Row {
     sql: String,
+    /// Without the catalog (`classify_sql_in`).
     kind: StatementKind,
+    /// With the functions learned from the catalog (`classify_sql_with`).
+    learned: StatementKind,
     outcomes: Vec<Outcome>,
 }
 
@@ -155,10 +160,17 @@ pub fn check_judges(judges: &mut [Box<dyn Judge>], write: &str, read: &str) {
 /// Runs the corpus through every judge and the classifier, prints the confusion table, and
 /// asserts that no statement classified as a read is refused by any judge, and that few
 /// statements fail for other reasons (the corpus must run).
-pub fn run(backend: &str, dialect: SqlDialect, corpus: &Corpus, judges: &mut [Box<dyn Judge>]) {
+pub fn run(
+    backend: &str,
+    dialect: SqlDialect,
+    corpus: &Corpus,
+    judges: &mut [Box<dyn Judge>],
+    functions: &WritingFunctions,
+) {
     let judge_all = |judges: &mut [Box<dyn Judge>], sql: &String| Row {
         sql: sql.clone(),
         kind: classify_sql_in(sql, dialect),
+        learned: classify_sql_with(sql, dialect, functions),
         outcomes: judges.iter_mut().map(|j| j.judge(sql)).collect(),
     };
     let rows: Vec<Row> = corpus
@@ -248,15 +260,24 @@ pub fn run(backend: &str, dialect: SqlDialect, corpus: &Corpus, judges: &mut [Bo
     }
     let _ = writeln!(
         out,
-        "  the application's own writing functions (not seen without the catalog; route them \
-         with /* diesel_rw:primary */):"
+        "  with the {} functions learned from the catalog: false writes {}, classified reads \
+         refused {}",
+        functions.names().len(),
+        count(&|x| accepted(x) && x.learned == w),
+        count(&|x| x.refused() && x.learned == r),
+    );
+    let _ = writeln!(
+        out,
+        "  the application's own writing functions (a write with the catalog learned; without \
+         it, route them with /* diesel_rw:primary */):"
     );
     for x in &unseen {
         let _ = writeln!(
             out,
-            "    {:?}: classified {:?}, {}",
+            "    {:?}: classified {:?} without the catalog, {:?} with it, {}",
             x.sql,
             x.kind,
+            x.learned,
             if x.refused() {
                 "refused"
             } else if x.other().is_some() {
@@ -268,7 +289,8 @@ pub fn run(backend: &str, dialect: SqlDialect, corpus: &Corpus, judges: &mut [Bo
     }
     let misclassified: Vec<String> = rows
         .iter()
-        .filter(|x| x.refused() && x.kind == r)
+        .filter(|x| x.refused() && (x.kind == r || x.learned == r))
+        .chain(unseen.iter().filter(|x| x.refused() && x.learned == r))
         .map(|x| format!("{:?}: {:?}", x.sql, x.outcomes))
         .collect();
     let _ = writeln!(out, "  classified reads that a server refused:");

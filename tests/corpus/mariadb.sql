@@ -328,8 +328,9 @@ WITH x AS (SELECT 1 AS a) SELECT * FROM x
 (SELECT 1) UNION (SELECT 2)
 
 // [unseen]
-// Calls of the application's own functions that write: the classifier cannot see them (it would
-// need the catalog). Run and counted apart, not asserted: route them with a hint (above).
+// Calls of the application's own functions that write: the text does not show them. Run apart
+// and asserted with the functions learned from the catalog (classify_sql_with), as a pool
+// classifies them; without the catalog, route them with a hint (above).
 SELECT orc_write('unseen')
 SELECT orc_write(name) FROM orc_users LIMIT 1
 ANALYZE SELECT orc_write('unseen')

@@ -22,7 +22,7 @@ use super::pool::Cluster;
 use super::stream::{FirstRow, RoutedStream};
 use super::transaction::AsyncRwTransactionManager;
 use crate::backend::RwBackend;
-use crate::classify::{classify_query, classify_sql_in, StatementKind};
+use crate::classify::StatementKind;
 use crate::config::Config;
 use crate::consistency::{Position, WriteToken};
 use crate::error::Error;
@@ -714,7 +714,7 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
         Q: QueryFragment<C::Backend> + QueryId,
         F: std::future::Future,
     {
-        let kind = classify_query::<C::Backend, Q>(&query);
+        let kind = self.cluster.core.classify_query::<C::Backend, Q>(&query);
         let origin = Origin {
             cluster: self.cluster.clone(),
             kind,
@@ -781,7 +781,7 @@ impl<C: AsyncPoolable> SimpleAsyncConnection for AsyncRwConnection<C> {
     /// connection error runs once more on another node (reads are safe to repeat); the replica
     /// is ejected.
     async fn batch_execute(&mut self, query: &str) -> QueryResult<()> {
-        let kind = classify_sql_in(query, <C::Backend as crate::RwBackend>::DIALECT);
+        let kind = self.cluster.core.classify_sql::<C::Backend>(query);
         let cluster = self.cluster.clone();
         let node = self.route(kind, || query.to_owned()).await?;
         let first = within(
@@ -828,7 +828,10 @@ impl<C: AsyncPoolable> AsyncConnectionCore for AsyncRwConnection<C> {
         // (as on the sync connection): collected up front, shared by both attempts. A
         // statement that cannot be collected without a connection (a PostgreSQL custom type)
         // is not retried.
-        let kind = classify_query::<C::Backend, T::Query>(&query);
+        let kind = self
+            .cluster
+            .core
+            .classify_query::<C::Backend, T::Query>(&query);
         if <C::Backend as RwBackend>::CONNECTIONS_CAN_BREAK
             && kind.is_read()
             && self.state.transaction.is_none()
@@ -859,7 +862,7 @@ impl<C: AsyncPoolable> AsyncConnectionCore for AsyncRwConnection<C> {
         // (as on the sync connection): collected up front, shared by both attempts. A
         // statement that cannot be collected without a connection (a PostgreSQL custom type)
         // is not retried.
-        let kind = classify_query::<C::Backend, T>(&source);
+        let kind = self.cluster.core.classify_query::<C::Backend, T>(&source);
         if <C::Backend as RwBackend>::CONNECTIONS_CAN_BREAK
             && kind.is_read()
             && self.state.transaction.is_none()

@@ -2,14 +2,17 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::connection::AsyncRwConnection;
 use super::monitor::Spawner;
-use super::node::{AsyncPoolable, NodePoolStatus, NodeSource};
+use super::node::{establish_session, AsyncPoolable, NodePoolStatus, NodeSource};
+use crate::backend::RwBackend;
 use crate::config::{Config, RwPoolBuilder};
 use crate::consistency::WriteToken;
 use crate::error::Error;
-use crate::route::{Node, RoutingCore};
+use crate::functions::WritingFunctions;
+use crate::route::{Node, Role, RoutingCore};
 use crate::stats::Stats;
 
 /// A pool of diesel-async connections to a primary and its read replicas: the async twin of
@@ -112,12 +115,18 @@ impl<C: AsyncPoolable> AsyncRwPool<C> {
     /// A connection that routes each statement (reads to replicas, writes to the primary).
     /// Connections to the nodes are checked out when the first statement needs them, so this
     /// never waits for a server.
+    ///
+    /// The first connections a pool hands out wait for it to learn its functions that write
+    /// (see [`RwPoolBuilder::learn_writing_functions`]), at most the primary's
+    /// `connection_timeout`.
     pub async fn get(&self) -> Result<AsyncRwConnection<C>, Error> {
+        self.prepare().await;
         Ok(self.connection())
     }
 
     /// A connection pinned to the primary: every statement, read or write, goes there.
     pub async fn primary(&self) -> Result<AsyncRwConnection<C>, Error> {
+        self.prepare().await;
         let mut conn = self.connection();
         conn.state.force_primary = true;
         Ok(conn)
@@ -127,6 +136,7 @@ impl<C: AsyncPoolable> AsyncRwPool<C> {
     /// [`Fallback`](crate::Fallback), when none is available) and writes are rejected with
     /// [`Error::WriteOnReadRoute`] before they are sent.
     pub async fn replica(&self) -> Result<AsyncRwConnection<C>, Error> {
+        self.prepare().await;
         let mut conn = self.connection();
         conn.state.read_only = true;
         Ok(conn)
@@ -138,6 +148,7 @@ impl<C: AsyncPoolable> AsyncRwPool<C> {
     /// the replica has replayed the write (else to the primary); under the other modes it
     /// starts sticky, as if it had written.
     pub async fn get_after(&self, token: &WriteToken) -> Result<AsyncRwConnection<C>, Error> {
+        self.prepare().await;
         let mut conn = self.connection();
         conn.adopt(token.clone());
         Ok(conn)
@@ -171,6 +182,77 @@ impl<C: AsyncPoolable> AsyncRwPool<C> {
     pub fn replica_count(&self) -> usize {
         self.cluster.replicas.len()
     }
+
+    /// The application's functions whose call this pool classifies as a write: those its
+    /// builder named and those it learned from the primary's catalog (see
+    /// [`crate::functions`]).
+    pub fn writing_functions(&self) -> &WritingFunctions {
+        &self.cluster.core.functions
+    }
+
+    /// Learns the functions that write from the primary's catalog now, on a connection of its
+    /// own, and returns how many the catalog names (a function just created is a write from
+    /// the next statement on). `Ok(0)` for a backend without such a catalog (SQLite) or a pool
+    /// built with `learn_writing_functions(false)`.
+    pub async fn refresh_writing_functions(&self) -> Result<usize, Error> {
+        let functions = &self.cluster.core.functions;
+        if !functions.learns() {
+            return Ok(0);
+        }
+        // One learning at a time: wait for one under way, then learn afresh.
+        while !functions.claim_now() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let answer = learn_catalog::<C>(&self.cluster.primary).await;
+        functions.learned(answer)
+    }
+
+    /// Starts learning the functions that write when that is due (in a task), and waits for
+    /// the first learning.
+    async fn prepare(&self) {
+        let functions = &self.cluster.core.functions;
+        if functions.claim_due() {
+            let cluster = Arc::downgrade(&self.cluster);
+            tokio::spawn(async move {
+                if let Some(cluster) = cluster.upgrade() {
+                    let answer = learn_catalog::<C>(&cluster.primary).await;
+                    let _ = cluster.core.functions.learned(answer);
+                }
+            });
+        }
+        while !functions.first_wait_over() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+/// Reads the catalog of the functions that write ([`RwBackend::FUNCTION_CATALOG`]) on a new
+/// connection to the primary, within its background connect limit.
+async fn learn_catalog<C: AsyncPoolable>(primary: &NodeSource<C>) -> Result<Option<String>, Error> {
+    let Some(catalog) = <C::Backend as RwBackend>::FUNCTION_CATALOG else {
+        return Ok(None);
+    };
+    let limit = primary.connect_limit();
+    let learn = async {
+        let mut conn = establish_session::<C>(primary.url().expose(), Role::Primary)
+            .await
+            .map_err(|source| Error::connect_failed(Role::Primary, primary.name(), source))?;
+        if !catalog.setup.is_empty() {
+            conn.batch_execute(catalog.setup).await?;
+        }
+        Ok(C::query_text(&mut conn, catalog.query).await?)
+    };
+    tokio::time::timeout(limit, learn)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::connect_failed(
+                Role::Primary,
+                primary.name(),
+                diesel::ConnectionError::BadConnection(format!(
+                    "the primary's catalog of functions gave no answer within {limit:?}"
+                )),
+            ))
+        })
 }
 
 impl<C: AsyncPoolable> RwPoolBuilder<AsyncRwPool<C>> {
@@ -188,7 +270,8 @@ impl<C: AsyncPoolable> RwPoolBuilder<AsyncRwPool<C>> {
     /// built inside one, the pool spawns it at once; built outside, it is spawned on that
     /// runtime when the pool first hands out a connection (a warning says so).
     pub fn build(self) -> Result<AsyncRwPool<C>, Error> {
-        let config = self.config;
+        let mut config = self.config;
+        config.learn_writing_functions &= <C::Backend as RwBackend>::FUNCTION_CATALOG.is_some();
         let primary = config
             .validate(<C::Backend as crate::RwBackend>::check_url)?
             .clone();

@@ -87,6 +87,11 @@ pub trait RwBackend: Backend<QueryBuilder: Default> + Default {
     /// [`Error::CommitOutcomeUnknown`].
     const COMMIT_STATUS: Option<CommitStatusQueries> = None;
 
+    /// How the backend's catalog lists the application's functions that may write, if it has
+    /// one (see [`crate::functions`]). Without it, a pool's
+    /// [`WritingFunctions`](crate::WritingFunctions) hold only the names its builder gave.
+    const FUNCTION_CATALOG: Option<crate::functions::FunctionCatalog> = None;
+
     /// Runs `sql`, a query returning one nullable text value, on a sync connection.
     fn query_text<C: LoadConnection<Backend = Self>>(
         conn: &mut C,

@@ -27,6 +27,20 @@ impl RwBackend for Mysql {
         }),
     });
 
+    // Stored functions that say they modify data, or say nothing (CONTAINS SQL, the default):
+    // the server does not enforce the characteristics. Procedures run by CALL, a write anyway.
+    const FUNCTION_CATALOG: Option<crate::functions::FunctionCatalog> =
+        Some(crate::functions::FunctionCatalog {
+            setup: "SET SESSION group_concat_max_len = 16777216",
+            query: "SELECT GROUP_CONCAT(DISTINCT CONCAT(ROUTINE_SCHEMA, CHAR(9), ROUTINE_NAME) \
+                    SEPARATOR '\n') AS value \
+                    FROM information_schema.ROUTINES \
+                    WHERE ROUTINE_TYPE = 'FUNCTION' \
+                    AND SQL_DATA_ACCESS IN ('MODIFIES SQL DATA', 'CONTAINS SQL') \
+                    AND ROUTINE_SCHEMA NOT IN ('mysql', 'sys', 'information_schema', \
+                    'performance_schema')",
+        });
+
     query_text_impl!();
 
     fn check_url(url: &NodeUrl) -> Result<(), Error> {

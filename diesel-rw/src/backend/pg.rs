@@ -37,6 +37,19 @@ impl RwBackend for Pg {
         },
     });
 
+    // VOLATILE functions (and procedures, aggregates) of every schema but the system's; the
+    // built-in functions that write are in WRITE_FUNCTIONS.
+    const FUNCTION_CATALOG: Option<crate::functions::FunctionCatalog> =
+        Some(crate::functions::FunctionCatalog {
+            setup: "",
+            query:
+                "SELECT string_agg(DISTINCT n.nspname || chr(9) || p.proname, chr(10)) AS value \
+                    FROM pg_catalog.pg_proc p \
+                    JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+                    WHERE p.provolatile = 'v' \
+                    AND n.nspname NOT IN ('pg_catalog', 'information_schema')",
+        });
+
     query_text_impl!();
 
     fn check_url(url: &NodeUrl) -> Result<(), Error> {

@@ -24,7 +24,7 @@ use super::health::{HealthReport, SideHealth};
 use super::pattern::{Pattern, Side};
 use super::shared_query::AsyncDoubleWriteBackend;
 use super::switch::PatternSwitch;
-use crate::classify::{classify_query, classify_sql_in, StatementKind};
+use crate::classify::StatementKind;
 use crate::error::Error;
 
 /// A diesel-async connection type that [`AsyncDoubleWriteConnection`] can wrap:
@@ -575,7 +575,7 @@ impl<'conn, C: AsyncDoubleWritable> Stream for DoubleWriteStream<'conn, C> {
 impl<C: AsyncDoubleWritable> SimpleAsyncConnection for AsyncDoubleWriteConnection<C> {
     async fn batch_execute(&mut self, query: &str) -> QueryResult<()> {
         self.run(
-            classify_sql_in(query, <C::Backend as crate::RwBackend>::DIALECT),
+            self.core.ctx.classify_sql::<C::Backend>(query),
             query.to_owned(),
             &Batch(query),
             same,
@@ -598,7 +598,7 @@ impl<C: AsyncDoubleWritable> AsyncConnectionCore for AsyncDoubleWriteConnection<
     {
         let query = source.as_query();
         // `INSERT ... RETURNING` arrives here: the classification makes it a write.
-        let kind = classify_query::<C::Backend, T::Query>(&query);
+        let kind = self.core.ctx.classify_query::<C::Backend, T::Query>(&query);
         let sql = if kind.is_write() && self.core.pattern().is_double() {
             render::<C::Backend, T::Query>(&query)
         } else {
@@ -617,7 +617,7 @@ impl<C: AsyncDoubleWritable> AsyncConnectionCore for AsyncDoubleWriteConnection<
     where
         T: QueryFragment<Self::Backend> + QueryId + 'query,
     {
-        let kind = classify_query::<C::Backend, T>(&source);
+        let kind = self.core.ctx.classify_query::<C::Backend, T>(&source);
         let sql = if kind.is_write() && self.core.pattern().is_double() {
             render::<C::Backend, T>(&source)
         } else {

@@ -20,6 +20,7 @@ use super::spec::same_database;
 use super::switch::PatternSwitch;
 use crate::backend::RwBackend;
 use crate::error::Error;
+use crate::functions::WritingFunctions;
 use crate::url::NodeUrl;
 use crate::{RwConnection, RwPool};
 
@@ -48,6 +49,8 @@ pub struct DoubleWriteBuilder<P> {
     connection_timeout: Duration,
     idle_timeout: Option<Duration>,
     max_lifetime: Option<Duration>,
+    /// Functions whose call is a write (`name` or `schema.name`).
+    writing_functions: Vec<String>,
     _pool: PhantomData<fn() -> P>,
 }
 
@@ -68,6 +71,7 @@ impl<P> Default for DoubleWriteBuilder<P> {
             connection_timeout: Duration::from_secs(5),
             idle_timeout: Some(Duration::from_secs(600)),
             max_lifetime: Some(Duration::from_secs(1800)),
+            writing_functions: Vec::new(),
             _pool: PhantomData,
         }
     }
@@ -125,6 +129,21 @@ impl<P> DoubleWriteBuilder<P> {
     /// (lenient mode, the default, journals it and returns the first side's result).
     pub fn strict(mut self, strict: bool) -> Self {
         self.strict = strict;
+        self
+    }
+
+    /// Names functions whose call is a write (`"audit_log"` in any schema, or `"app.bump"`):
+    /// a `SELECT` that calls one is double-written, as an `INSERT` is, instead of read from one
+    /// side. The double write does not learn them from a catalog (a side that is a cluster
+    /// learns its own for its routing; see [`crate::functions`]). Adds to the names of earlier
+    /// calls.
+    pub fn writing_functions<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.writing_functions
+            .extend(names.into_iter().map(Into::into));
         self
     }
 
@@ -236,6 +255,7 @@ impl<P> DoubleWriteBuilder<P> {
             metrics: Metrics::default(),
             on_connect: self.on_connect,
             connector,
+            functions: WritingFunctions::new(&self.writing_functions),
         });
         let settings = PoolSettings {
             max_size: self.max_size,

@@ -23,7 +23,7 @@ use super::health::{HealthReport, SideHealth};
 use super::pattern::{Pattern, Side};
 use super::switch::PatternSwitch;
 use super::transaction::DoubleWriteTransactionManager;
-use crate::classify::{classify_query, classify_sql_in, StatementKind};
+use crate::classify::StatementKind;
 use crate::error::Error;
 use crate::replay::Replay;
 
@@ -445,7 +445,7 @@ where
 {
     fn batch_execute(&mut self, query: &str) -> QueryResult<()> {
         self.run(
-            classify_sql_in(query, <C::Backend as crate::RwBackend>::DIALECT),
+            self.core.ctx.classify_sql::<C::Backend>(query),
             || query.to_owned(),
             |c| c.batch_execute(query),
             same,
@@ -485,7 +485,7 @@ where
         T: QueryFragment<Self::Backend> + QueryId,
     {
         self.run(
-            classify_query::<C::Backend, T>(source),
+            self.core.ctx.classify_query::<C::Backend, T>(source),
             || render::<C::Backend, T>(source),
             |c| c.execute_returning_count(source),
             differ_counts,
@@ -540,7 +540,7 @@ where
         Self::Backend: QueryMetadata<T::SqlType>,
     {
         // `INSERT ... RETURNING` arrives here: the classification makes it a write.
-        let kind = classify_query::<C::Backend, T>(&source);
+        let kind = self.core.ctx.classify_query::<C::Backend, T>(&source);
         let plan = self.core.plan(kind)?;
         let DoubleWriteConnection { core, sides } = self;
         let (first, other) = split(sides, plan.first);

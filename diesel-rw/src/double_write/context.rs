@@ -12,6 +12,7 @@ use super::pattern::Side;
 use super::retry::Retry;
 use super::switch::PatternSwitch;
 use crate::error::Error;
+use crate::functions::WritingFunctions;
 use crate::url::NodeUrl;
 
 /// What the connections of one migration share: the two URLs, the [`PatternSwitch`], strict or
@@ -42,6 +43,8 @@ pub(crate) struct ContextInner {
     /// For a double write over two clusters: a `Connector<C>` (sync) or an
     /// `AsyncConnector<C>` that checks a side's connection out of that side's pool.
     pub(crate) connector: Option<Arc<dyn Any + Send + Sync>>,
+    /// The application's functions whose call is a write (double-written).
+    pub(crate) functions: WritingFunctions,
 }
 
 /// Opens a side's connection from that side's cluster (sync).
@@ -87,7 +90,23 @@ impl DoubleWriteContext {
             metrics: Metrics::default(),
             on_connect: None,
             connector: None,
+            functions: WritingFunctions::default(),
         })
+    }
+
+    /// Classifies a query as this context's connections do: with its functions that write.
+    #[inline]
+    pub(crate) fn classify_query<DB, T>(&self, source: &T) -> crate::StatementKind
+    where
+        DB: crate::RwBackend,
+        T: diesel::query_builder::QueryFragment<DB> + diesel::query_builder::QueryId + ?Sized,
+    {
+        crate::classify::classify_query_with::<DB, T>(source, &self.inner.functions)
+    }
+
+    /// Classifies SQL text of backend `DB` as this context's connections do.
+    pub(crate) fn classify_sql<DB: crate::RwBackend>(&self, sql: &str) -> crate::StatementKind {
+        crate::classify::classify_sql_with(sql, DB::DIALECT, &self.inner.functions)
     }
 
     /// The pattern switch every connection of this context reads.

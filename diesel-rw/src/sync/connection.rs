@@ -20,7 +20,7 @@ use super::node::{Held, NodeSource};
 use super::pool::Cluster;
 use super::transaction::RwTransactionManager;
 use crate::backend::RwBackend;
-use crate::classify::{classify_query, classify_sql_in, StatementKind};
+use crate::classify::StatementKind;
 use crate::config::Config;
 use crate::consistency::{Position, WriteToken};
 use crate::error::Error;
@@ -515,7 +515,7 @@ where
 {
     fn batch_execute(&mut self, query: &str) -> QueryResult<()> {
         self.run(
-            classify_sql_in(query, <C::Backend as crate::RwBackend>::DIALECT),
+            self.cluster.core.classify_sql::<C::Backend>(query),
             || query.to_owned(),
             |c| c.batch_execute(query),
         )
@@ -564,7 +564,7 @@ where
         T: QueryFragment<Self::Backend> + QueryId,
     {
         self.run(
-            classify_query::<C::Backend, T>(source),
+            self.cluster.core.classify_query::<C::Backend, T>(source),
             || render::<C::Backend, T>(source),
             |c| c.execute_returning_count(source),
         )
@@ -626,7 +626,7 @@ where
         Self::Backend: QueryMetadata<T::SqlType>,
     {
         // `INSERT ... RETURNING` arrives here: the classification makes it a write.
-        let kind = classify_query::<C::Backend, T>(&source);
+        let kind = self.cluster.core.classify_query::<C::Backend, T>(&source);
         let node = self.route(kind, || render::<C::Backend, T>(&source))?;
         let retryable = <C::Backend as RwBackend>::CONNECTIONS_CAN_BREAK
             && matches!(node, Node::Replica(_))

@@ -13,8 +13,10 @@ use crate::backend::RwBackend;
 use crate::config::{Config, RwPoolBuilder};
 use crate::consistency::WriteToken;
 use crate::error::Error;
-use crate::route::{Node, RoutingCore};
+use crate::functions::WritingFunctions;
+use crate::route::{Node, Role, RoutingCore};
 use crate::stats::Stats;
+use crate::url::NodeUrl;
 
 /// A pool of connections to a primary and its read replicas.
 ///
@@ -95,12 +97,18 @@ where
     /// A connection that routes each statement (reads to replicas, writes to the primary).
     /// Connections to the nodes are checked out when the first statement needs them, so this
     /// never waits for a server.
+    ///
+    /// The first connections a pool hands out wait for it to learn its functions that write
+    /// (see [`RwPoolBuilder::learn_writing_functions`]), at most the primary's
+    /// `connection_timeout`.
     pub fn get(&self) -> Result<RwConnection<C>, Error> {
+        self.prepare();
         Ok(RwConnection::new(self.cluster.clone()))
     }
 
     /// A connection pinned to the primary: every statement, read or write, goes there.
     pub fn primary(&self) -> Result<RwConnection<C>, Error> {
+        self.prepare();
         let mut conn = RwConnection::new(self.cluster.clone());
         conn.state.force_primary = true;
         Ok(conn)
@@ -110,6 +118,7 @@ where
     /// [`Fallback`](crate::Fallback), when none is available) and writes are rejected with
     /// [`Error::WriteOnReadRoute`] before they are sent.
     pub fn replica(&self) -> Result<RwConnection<C>, Error> {
+        self.prepare();
         let mut conn = RwConnection::new(self.cluster.clone());
         conn.state.read_only = true;
         Ok(conn)
@@ -119,6 +128,7 @@ where
     /// its reads go to a replica only once the replica has replayed the write (else to the
     /// primary); under the other modes it starts sticky, as if it had written.
     pub fn get_after(&self, token: &WriteToken) -> Result<RwConnection<C>, Error> {
+        self.prepare();
         let mut conn = RwConnection::new(self.cluster.clone());
         conn.adopt(token.clone());
         Ok(conn)
@@ -133,6 +143,74 @@ where
     pub fn replica_count(&self) -> usize {
         self.cluster.replicas.len()
     }
+
+    /// The application's functions whose call this pool classifies as a write: those its
+    /// builder named and those it learned from the primary's catalog (see
+    /// [`crate::functions`]).
+    pub fn writing_functions(&self) -> &WritingFunctions {
+        &self.cluster.core.functions
+    }
+
+    /// Learns the functions that write from the primary's catalog now, on a connection of its
+    /// own, and returns how many the catalog names (a function just created is a write from
+    /// the next statement on). `Ok(0)` for a backend without such a catalog (SQLite) or a pool
+    /// built with `learn_writing_functions(false)`.
+    pub fn refresh_writing_functions(&self) -> Result<usize, Error> {
+        let functions = &self.cluster.core.functions;
+        if !functions.learns() {
+            return Ok(0);
+        }
+        // One learning at a time: wait for one under way, then learn afresh.
+        while !functions.claim_now() {
+            functions.wait_running(self.cluster.primary.timeout());
+        }
+        functions.learned(learn_catalog::<C>(self.cluster.primary.url()))
+    }
+
+    /// Starts learning the functions that write when that is due (in the background), and
+    /// waits for the first learning.
+    fn prepare(&self) {
+        let functions = &self.cluster.core.functions;
+        if functions.claim_due() {
+            let url = self.cluster.primary.url().clone();
+            let learner = functions.clone();
+            let spawned = std::thread::Builder::new()
+                .name("diesel-rw-functions".into())
+                .spawn(move || {
+                    let _ = learner.learned(learn_catalog::<C>(&url));
+                });
+            if let Err(e) = spawned {
+                let _ = functions.learned(Err(Error::InvalidState(format!(
+                    "could not start a thread to learn the functions that write: {e}"
+                ))));
+            }
+        }
+        functions.wait_first();
+    }
+}
+
+/// Reads the catalog of the functions that write ([`RwBackend::FUNCTION_CATALOG`]) on a new
+/// connection to the primary.
+fn learn_catalog<C>(url: &NodeUrl) -> Result<Option<String>, Error>
+where
+    C: R2D2Connection + LoadConnection + 'static,
+    C::Backend: RwBackend,
+{
+    let Some(catalog) = <C::Backend as RwBackend>::FUNCTION_CATALOG else {
+        return Ok(None);
+    };
+    let mut conn = C::establish(url.expose())
+        .map_err(|source| Error::connect_failed(Role::Primary, url.redacted(), source))?;
+    for sql in <C::Backend as RwBackend>::session_statements(Role::Primary) {
+        conn.batch_execute(sql)?;
+    }
+    if !catalog.setup.is_empty() {
+        conn.batch_execute(catalog.setup)?;
+    }
+    Ok(<C::Backend as RwBackend>::query_text(
+        &mut conn,
+        catalog.query,
+    )?)
 }
 
 impl<C> RwPoolBuilder<RwPool<C>>
@@ -143,7 +221,8 @@ where
     /// Validates the settings and builds the pool. Does not connect: a node that is down now
     /// is found (and, for a replica, ejected) when a statement first needs it.
     pub fn build(self) -> Result<RwPool<C>, Error> {
-        let config = self.config;
+        let mut config = self.config;
+        config.learn_writing_functions &= <C::Backend as RwBackend>::FUNCTION_CATALOG.is_some();
         let primary = config
             .validate(<C::Backend as RwBackend>::check_url)?
             .clone();
