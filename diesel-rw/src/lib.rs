@@ -77,6 +77,8 @@ mod health;
 mod instrument;
 mod metrics;
 pub mod migrate;
+#[cfg(feature = "postgres")]
+pub mod pg;
 mod policy;
 mod replay;
 pub mod route;

@@ -56,9 +56,13 @@ struct Step(TxOp);
 impl<C: AsyncDoubleWritable> SideOp<C> for Step {
     type Output = ();
     fn run<'a>(&'a self, conn: &'a mut C) -> BoxFuture<'a, QueryResult<()>> {
-        match self.0 {
+        match &self.0 {
             TxOp::Begin(true) => Box::pin(conn.begin_test_transaction()),
             TxOp::Begin(false) => Box::pin(Inner::<C>::begin_transaction(conn)),
+            // Made by the sync connection only.
+            TxOp::BeginWith(_) => {
+                Box::pin(std::future::ready(Err(super::transaction::wrong_hook())))
+            }
             TxOp::Commit => Box::pin(Inner::<C>::commit_transaction(conn)),
             TxOp::Rollback => Box::pin(Inner::<C>::rollback_transaction(conn)),
         }

@@ -210,6 +210,49 @@ where
         Ok(f(self.side_conn(side)))
     }
 
+    /// Runs `f` on the connection of the side the pattern reads from (the open transaction's
+    /// pattern, or the switch's), connecting it if needed: for read APIs of `C` that diesel-rw
+    /// cannot route itself, such as PostgreSQL's `diesel::copy_to(..).load(..)` (see
+    /// [`pg`](crate::pg)). Over two clusters, `f` gets that side's
+    /// [`RwConnection`](crate::RwConnection): its
+    /// [`with_read_route`](crate::RwConnection::with_read_route) reaches its replicas. Counted
+    /// on that side like a statement; nothing is mirrored or journaled, and `f` must not write.
+    pub fn with_read_side<T>(
+        &mut self,
+        f: impl FnOnce(&mut C) -> QueryResult<T>,
+    ) -> QueryResult<T> {
+        let plan = self.core.plan(StatementKind::Read)?;
+        self.attempt(plan.first, f)
+    }
+
+    /// Runs a write whose statement can be sent only once (a `COPY ... FROM STDIN`, whose data
+    /// diesel consumes): on the side the pattern writes to alone (or, inside a transaction
+    /// whose second side failed, its first side, journaled at commit like any write there).
+    /// When the pattern would run it on both sides it is refused before anything is sent:
+    /// nothing applied; `instead` says what to do.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(super) fn write_once<T>(
+        &mut self,
+        sql: &str,
+        instead: &str,
+        op: impl FnOnce(&mut C) -> QueryResult<T>,
+    ) -> QueryResult<T> {
+        let plan = self.core.plan(StatementKind::Write)?;
+        if let Some(second) = plan.second {
+            return Err(Error::InvalidState(format!(
+                "`{sql}` cannot be double-written: diesel sends its data once, and the `{}` pattern writes to the {} and then the {second}; nothing was sent to either. {instead}",
+                plan.pattern, plan.first
+            ))
+            .into());
+        }
+        let sql = || sql.to_owned();
+        let value = self
+            .attempt(plan.first, op)
+            .map_err(|e| self.core.first_failed(&plan, &sql, e))?;
+        self.core.finish_write(&plan, &sql, &value, None, same)?;
+        Ok(value)
+    }
+
     /// Pings both sides (connecting them if needed) and says which failed.
     pub fn health_check(&mut self) -> HealthReport {
         let mut check = |side: Side| {
@@ -275,7 +318,7 @@ where
     /// Routes a statement of `kind` per the contract in [`core`](super::core): a read on the
     /// side the pattern reads from; a write on the first side, then on the second if the first
     /// applied it. `differ` compares the two results and says how they differ.
-    fn run<T>(
+    pub(super) fn run<T>(
         &mut self,
         kind: StatementKind,
         sql: impl Fn() -> String,

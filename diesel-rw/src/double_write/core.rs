@@ -150,10 +150,12 @@ impl DwCore {
                 depth,
             });
         }
+        // Not inside a transaction whose second side failed, or that runs on one side only
+        // (a read-only transaction).
         let second = pattern.second().filter(|_| {
             !matches!(
                 self.tx.as_ref().map(|tx| &tx.second),
-                Some(SecondState::Broken { .. })
+                Some(SecondState::Broken { .. } | SecondState::Single)
             )
         });
         Ok(Plan {

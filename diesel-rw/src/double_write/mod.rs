@@ -92,6 +92,8 @@ mod health;
 mod journal;
 mod metrics;
 mod pattern;
+#[cfg(feature = "postgres")]
+mod pg;
 mod pool;
 mod retry;
 #[cfg(feature = "async")]

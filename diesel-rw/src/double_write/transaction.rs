@@ -78,6 +78,16 @@ impl TxState {
         }
     }
 
+    /// The state of a transaction on the side `pattern` reads from alone (a read-only
+    /// transaction: nothing to mirror).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn read_side(pattern: Pattern) -> Self {
+        TxState {
+            second: SecondState::Single,
+            ..TxState::new(pattern)
+        }
+    }
+
     /// The first side applied a write.
     pub(crate) fn mark_wrote(&mut self) {
         self.wrote = true;
@@ -342,14 +352,42 @@ pub(super) fn copy_status(status: &TransactionManagerStatus) -> TransactionManag
 }
 
 /// One transaction step on one side's own connection.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum TxOp {
     /// `BEGIN` or a savepoint; `true` for a test transaction.
     Begin(bool),
+    /// The outermost `BEGIN`, of the side connection's own kind.
+    BeginWith(BeginHook),
     /// `COMMIT` or a savepoint release.
     Commit,
     /// `ROLLBACK` or a rollback to a savepoint.
     Rollback,
+}
+
+/// A `BEGIN` of the side connection's own kind (PostgreSQL's `build_transaction()`), given
+/// the side's connection erased (the flow is generic over the connection type, the hook is
+/// made where the type is known).
+#[derive(Clone)]
+pub(crate) enum BeginHook {
+    /// For [`DoubleWriteConnection`].
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Sync(SyncBegin),
+}
+
+/// A sync [`BeginHook`].
+pub(crate) type SyncBegin =
+    std::sync::Arc<dyn Fn(&mut dyn std::any::Any) -> QueryResult<()> + Send + Sync>;
+
+impl std::fmt::Debug for BeginHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BeginHook")
+    }
+}
+
+/// The error of a hook made for the other stack or connection type (a bug).
+#[cfg_attr(not(any(feature = "postgres", feature = "async")), allow(dead_code))]
+pub(crate) fn wrong_hook() -> diesel::result::Error {
+    Error::InvalidState("diesel-rw: a BEGIN hook of the other stack (sync/async)".into()).into()
 }
 
 /// What the transaction flow needs of a double-write connection, sync or async. The sync
@@ -434,6 +472,27 @@ fn sync_status<S: TxSides>(s: &mut S, first: Side) {
 
 /// `BEGIN` (or a savepoint) on both sides. `test` marks a test transaction.
 pub(crate) async fn begin<S: TxSides>(s: &mut S, test: bool) -> QueryResult<()> {
+    begin_as(s, TxOp::Begin(test), false).await
+}
+
+/// The outermost `BEGIN` with `hook` (a `BEGIN` of the sides' own kind, such as PostgreSQL's
+/// `build_transaction()`): on both sides, or, with `read_side_only` (a read-only transaction,
+/// which writes nothing to mirror), on the side the pattern reads from alone.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) async fn begin_with<S: TxSides>(
+    s: &mut S,
+    hook: BeginHook,
+    read_side_only: bool,
+) -> QueryResult<()> {
+    if s.core().tx.is_some() || s.core().depth() > 0 {
+        return Err(diesel::result::Error::AlreadyInTransaction);
+    }
+    begin_as(s, TxOp::BeginWith(hook), read_side_only).await
+}
+
+/// `BEGIN` (or a savepoint) by `op` on both sides, or (`read_side_only`, outermost only) on
+/// the read side alone.
+async fn begin_as<S: TxSides>(s: &mut S, op: TxOp, read_side_only: bool) -> QueryResult<()> {
     let depth = s.core().status.transaction_depth()?.map_or(0, |d| d.get());
     let tx = match s.core().tx.take() {
         Some(tx) if depth > 0 => tx,
@@ -441,7 +500,11 @@ pub(crate) async fn begin<S: TxSides>(s: &mut S, test: bool) -> QueryResult<()> 
             // The outermost BEGIN: the transaction keeps the pattern it begins with.
             let pattern = s.core().statement_pattern()?;
             s.tx_connect(pattern.first()).await?;
-            TxState::new(pattern)
+            if read_side_only {
+                TxState::read_side(pattern)
+            } else {
+                TxState::new(pattern)
+            }
         }
     };
     let first = tx.pattern.first();
@@ -449,7 +512,7 @@ pub(crate) async fn begin<S: TxSides>(s: &mut S, test: bool) -> QueryResult<()> 
     let intact = matches!(tx.second, SecondState::Intact);
     // Inside the transaction from here: no reconnect, no retry.
     s.core().tx = Some(tx);
-    let result = s.tx_step(first, TxOp::Begin(test)).await;
+    let result = s.tx_step(first, op.clone()).await;
     sync_status(s, first);
     result?;
     let Some(second) = second.filter(|_| intact) else {
@@ -462,11 +525,11 @@ pub(crate) async fn begin<S: TxSides>(s: &mut S, test: bool) -> QueryResult<()> 
         let connected = s.tx_connect(second).await;
         s.core().tx = tx;
         match connected {
-            Ok(()) => s.tx_step(second, TxOp::Begin(test)).await,
+            Ok(()) => s.tx_step(second, op).await,
             Err(e) => Err(e),
         }
     } else {
-        s.tx_step(second, TxOp::Begin(test)).await
+        s.tx_step(second, op).await
     };
     let Err(error) = begun else {
         return Ok(());
@@ -696,6 +759,7 @@ where
         std::future::ready(self.step(side, |c: &mut C| match op {
             TxOp::Begin(true) => c.begin_test_transaction(),
             TxOp::Begin(false) => C::TransactionManager::begin_transaction(c),
+            TxOp::BeginWith(BeginHook::Sync(hook)) => hook(c),
             TxOp::Commit => C::TransactionManager::commit_transaction(c),
             TxOp::Rollback => C::TransactionManager::rollback_transaction(c),
         }))

@@ -191,6 +191,30 @@ where
         Ok(f(self.node_conn(node)))
     }
 
+    /// Runs `f` on the node connection a read is routed to now, through the whole routing
+    /// order: the open transaction's node, the primary when this connection is pinned there or
+    /// sticky after a write, else a replica chosen by the policy (the
+    /// [`Fallback`](crate::Fallback) when none is available). For read APIs of `C` that
+    /// diesel-rw cannot route itself, such as PostgreSQL's `diesel::copy_to(..).load(..)`
+    /// (see [`pg`](crate::pg); use [`CopyToConnection::with_copy_to`](crate::pg::CopyToConnection)
+    /// for it, which also ends the `COPY` on the node connection). Counted as a read; `f` must
+    /// not write (a replica refuses it). An error that shows the node's connection broken
+    /// retires it, as a statement's does.
+    pub fn with_read_route<T>(
+        &mut self,
+        f: impl FnOnce(&mut C) -> QueryResult<T>,
+    ) -> QueryResult<T> {
+        let node = self.route(StatementKind::Read, || "<with_read_route>".into())?;
+        f(self.node_conn(node))
+            .map_err(|e| self.statement_failed(node, StatementKind::Read, e).error)
+    }
+
+    /// The primary connection, if this connection holds one.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn held_primary(&mut self) -> Option<&mut C> {
+        self.primary.as_deref_mut()
+    }
+
     /// Routes one statement of kind `kind` and makes sure its node's connection is held.
     pub(crate) fn route(
         &mut self,
