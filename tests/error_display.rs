@@ -502,6 +502,110 @@ fn cases(files: &Files) -> Vec<Case> {
         &["users", "(id)", "(tenant, id)"],
         &["give both the same primary key"],
     ));
+
+    // Migration control: a real controlled switch (SQLite file) for the first.
+    // Each test builds the cases: a file of its own.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let ctl_dir = std::env::temp_dir().join(format!(
+        "diesel-rw-error-display-ctl-{}-{}",
+        std::process::id(),
+        CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&ctl_dir).unwrap();
+    let ctl_db = ctl_dir.join("control.db");
+    let _ = std::fs::remove_file(&ctl_db);
+    let ctl_url = ctl_db.to_str().unwrap().to_owned();
+    let fleet = diesel_rw::migrate::control::Fleet::new("orders_move");
+    fleet
+        .init(
+            &mut SqliteConnection::establish(&ctl_url).unwrap(),
+            Pattern::SrcOnly,
+        )
+        .unwrap();
+    let control = diesel_rw::migrate::control::Control::builder::<SqliteConnection>(
+        ctl_url.clone(),
+        "orders_move",
+    )
+    .start()
+    .unwrap();
+    cases.push(case(
+        "a local step of a switch that follows the control table",
+        control.switch().advance().unwrap_err(),
+        &["orders_move", "diesel_rw_control"],
+        &[
+            "step it there",
+            "diesel-rw migrate advance",
+            "nothing was switched",
+        ],
+    ));
+    drop(control);
+    cases.push(case(
+        "a migration not in the control table",
+        diesel_rw::migrate::control::Control::builder::<SqliteConnection>(
+            ctl_url.clone(),
+            "nosuch",
+        )
+        .start()
+        .unwrap_err(),
+        &["nosuch", "diesel_rw_control"],
+        &["diesel-rw migrate init", "check its name"],
+    ));
+    cases.push(case(
+        "a control table that cannot be read at start",
+        Error::ControlUnreadable {
+            migration: "orders_move".into(),
+            table: "diesel_rw_control".into(),
+            reason: "connection refused".into(),
+        },
+        &["orders_move", "diesel_rw_control", "connection refused"],
+        &["never guesses", "check that the source database is up"],
+    ));
+    cases.push(case(
+        "instances that have not applied the phase",
+        Error::InstancesLag {
+            migration: "orders_move".into(),
+            epoch: 4,
+            lagging: vec![
+                "`web-2` (host h2, pid 41) applies src_first (epoch 3), heartbeat 0.4 s ago".into(),
+            ],
+        },
+        &["orders_move", "epoch 4", "web-2", "pid 41"],
+        &["wait for their next poll", "nothing was changed"],
+    ));
+    cases.push(case(
+        "a gate that refused",
+        Error::GateRefused {
+            migration: "orders_move".into(),
+            from: Pattern::SrcFirst,
+            to: Pattern::DstFirst,
+            gate: "backfill".into(),
+            reason: "table `orders`: not complete".into(),
+        },
+        &[
+            "orders_move",
+            "src_first",
+            "dst_first",
+            "backfill",
+            "not complete",
+        ],
+        &[
+            "fix it and step again",
+            "--force --reason",
+            "nothing was changed",
+        ],
+    ));
+    cases.push(case(
+        "two steps at once",
+        Error::StepConflict {
+            migration: "orders_move".into(),
+            expected_epoch: 3,
+            found_epoch: 4,
+            found: Pattern::DstFirst,
+        },
+        &["orders_move", "epoch 3", "4", "dst_first"],
+        &["another step came first", "diesel-rw migrate status"],
+    ));
+    let _ = std::fs::remove_dir_all(&ctl_dir);
     cases
 }
 

@@ -402,6 +402,85 @@ pub enum Error {
         /// The destination's key columns.
         destination_key: Vec<String>,
     },
+
+    /// Migration control: this switch follows the phase kept in a control table, which every
+    /// instance of the service applies; a switch of this process alone would take it away from
+    /// the fleet. Nothing was switched: step the migration in the table (`diesel-rw migrate
+    /// advance|retreat`, or [`Fleet`](crate::migrate::control::Fleet)).
+    #[error("the pattern of migration `{migration}` is kept in the control table `{table}`, which every instance follows: step it there (`diesel-rw migrate advance|retreat`, or Fleet::advance / Fleet::retreat); nothing was switched")]
+    PatternControlled {
+        /// The migration.
+        migration: String,
+        /// The control table.
+        table: String,
+    },
+
+    /// Migration control: the migration is not in the control table. Nothing was changed.
+    #[error("no migration `{migration}` in the control table `{table}`: start it with `diesel-rw migrate init` (or Fleet::init), or check its name and the database; nothing was changed")]
+    UnknownMigration {
+        /// The migration.
+        migration: String,
+        /// The control table.
+        table: String,
+    },
+
+    /// Migration control: the control table could not be read when an instance started, so
+    /// it does not start (it never guesses a phase). Check the source database.
+    #[error("could not read the phase of migration `{migration}` from the control table `{table}`: {reason}; an instance does not start without it (it never guesses a phase): check that the source database is up and the table readable, then start again")]
+    ControlUnreadable {
+        /// The migration.
+        migration: String,
+        /// The control table.
+        table: String,
+        /// What failed (URL passwords redacted).
+        reason: String,
+    },
+
+    /// Migration control: a step was not taken because live instances have not applied the
+    /// current phase yet (a step then could put two instances two phases apart). Nothing was
+    /// changed. Wait for them (their next poll), or stop them: a stopped instance counts as
+    /// gone once its heartbeat is older than the limit.
+    #[error("migration `{migration}`: not stepped: {} live instance(s) have not applied the current phase (epoch {epoch}) yet: {}; wait for their next poll and step again (or wait with a timeout), or stop them: an instance counts as gone once its heartbeat is older than the limit; nothing was changed", lagging.len(), lagging.join("; "))]
+    InstancesLag {
+        /// The migration.
+        migration: String,
+        /// The epoch they have not applied.
+        epoch: i64,
+        /// Each lagging instance: its id, host, pid, the phase and epoch it applies, its
+        /// heartbeat's age.
+        lagging: Vec<String>,
+    },
+
+    /// Migration control: a cutover gate refused the step forward. Nothing was changed. Fix
+    /// what the gate names and step again, or force the step with a reason (recorded in the
+    /// control table's log).
+    #[error("migration `{migration}`: not advanced from {from} to {to}: {gate}: {reason}; fix it and step again, or force the step with a reason (`--force --reason ..`), which is recorded; nothing was changed")]
+    GateRefused {
+        /// The migration.
+        migration: String,
+        /// The phase it is in.
+        from: crate::double_write::Pattern,
+        /// The phase the step was to.
+        to: crate::double_write::Pattern,
+        /// The gate (`destination schema`, `backfill`, `verify`, `journal`, `key counters`).
+        gate: String,
+        /// Why it refused.
+        reason: String,
+    },
+
+    /// Migration control: another step of the same migration came first (two operators at
+    /// once); this one changed nothing. Check the status and step again if still needed.
+    #[error("migration `{migration}`: another step came first (epoch {expected_epoch} is now {found_epoch}, phase {found}); this one changed nothing: check `diesel-rw migrate status` and step again if still needed")]
+    StepConflict {
+        /// The migration.
+        migration: String,
+        /// The epoch this step was based on.
+        expected_epoch: i64,
+        /// The epoch found.
+        found_epoch: i64,
+        /// The phase found.
+        found: crate::double_write::Pattern,
+    },
 }
 
 /// The result type of diesel-rw's own operations.

@@ -86,7 +86,7 @@ mod commit_status;
 mod connection;
 mod context;
 mod core;
-mod counters;
+pub(crate) mod counters;
 mod cursor;
 mod health;
 mod journal;

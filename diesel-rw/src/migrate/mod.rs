@@ -51,6 +51,7 @@
 pub mod backfill;
 pub mod canonical;
 pub mod checkpoint;
+pub mod control;
 pub mod dialect;
 pub mod journal;
 pub mod key;

@@ -117,6 +117,7 @@ impl<C: AsyncKeyCounters> AsyncDoubleWriteConnection<C> {
     /// # Ok(()) }
     /// ```
     pub async fn advance_pattern(&mut self) -> Result<Pattern, Error> {
+        self.switch().check_local()?;
         loop {
             let from = self.switch().get();
             let to = from

@@ -181,6 +181,7 @@ where
     /// # #[cfg(not(feature = "sqlite"))] fn main() {}
     /// ```
     pub fn advance_pattern(&mut self) -> Result<Pattern, Error> {
+        self.switch().check_local()?;
         loop {
             let from = self.switch().get();
             let to = from

@@ -62,6 +62,19 @@ pub trait MigrateConnection: Connection + Send + 'static {
     /// Runs `f` in an ordinary transaction.
     fn write_transaction<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T>;
 
+    /// Starts listening on the notification channel `channel` (PostgreSQL `LISTEN`); `false`
+    /// where the backend has no notifications (the caller then polls).
+    fn listen(&mut self, channel: &str) -> Result<bool> {
+        let _ = channel;
+        Ok(false)
+    }
+
+    /// Whether a notification arrived since the last call (reads what the server already
+    /// sent, without a round trip); always `false` where [`listen`](Self::listen) is.
+    fn notified(&mut self) -> Result<bool> {
+        Ok(false)
+    }
+
     /// Runs `sql`, a statement with one `text[]` placeholder `$1`, with `values` bound to it
     /// (PostgreSQL only; elsewhere an error); returns the number of rows it affected.
     fn execute_text_array(&mut self, sql: &str, values: &[String]) -> Result<usize> {
@@ -458,7 +471,7 @@ impl Dialect {
 
 /// Implements [`MigrateConnection`] for a diesel connection type.
 macro_rules! impl_migrate_connection {
-    ($conn:ty, $dialect:expr, |$c:ident, $f:ident| $locking:expr $(, $extra:item)*) => {
+    ($conn:ty, $dialect:expr, |$c:ident, $f:ident| $locking:expr $(, $extra:item)* $(,)?) => {
         impl $crate::migrate::MigrateConnection for $conn {
             const DIALECT: $crate::migrate::Dialect = $dialect;
 

@@ -12,6 +12,21 @@ super::impl_migrate_connection!(
             diesel::sql_query(sql).bind::<Array<Text>, _>(values),
             self,
         )?)
+    },
+    fn listen(&mut self, channel: &str) -> crate::Result<bool> {
+        diesel::connection::SimpleConnection::batch_execute(
+            self,
+            &format!("LISTEN {}", Dialect::Postgres.quote(channel)),
+        )?;
+        Ok(true)
+    },
+    fn notified(&mut self) -> crate::Result<bool> {
+        let mut any = false;
+        for n in self.notifications_iter() {
+            n?;
+            any = true;
+        }
+        Ok(any)
     }
 );
 
