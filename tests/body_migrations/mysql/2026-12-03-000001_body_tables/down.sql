@@ -1,0 +1,2 @@
+DROP TABLE body_posts;
+DROP TABLE body_users;

@@ -1,0 +1,1 @@
+ALTER TABLE body_posts DROP COLUMN views;
