@@ -1,0 +1,9 @@
+//! The `diesel-rw` CLI on MariaDB: a migration walked from the CLI under load, exit codes,
+//! JSON, no password printed.
+
+mod common;
+#[macro_use]
+#[path = "common/suite.rs"]
+mod suite;
+
+cli_suite!(diesel::MysqlConnection, common::mysql_bed);
