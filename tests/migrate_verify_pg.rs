@@ -172,3 +172,85 @@ impl mj::JournalBed for Pg {
 
 migrate_journal_suite!(crate::Pg);
 migrate_journal_network_suite!(crate::Pg);
+migrate_journal_returning_suite!(crate::Pg);
+
+/// A partial commit of a transaction whose second COMMIT fails after the first succeeded.
+mod partial_commit {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    use std::sync::Arc;
+
+    use diesel_rw::double_write::{EntryKind, TableJournal};
+
+    use crate::mj::{journal_table, keys_since, plain_table, pool};
+    use crate::mv::{key, keys, sorted, verify};
+
+    diesel::table! {
+        mig2_j_commit (id) {
+            id -> BigInt,
+            v -> Nullable<Text>,
+        }
+    }
+
+    /// The destination has a deferred unique constraint the transaction breaks: the source
+    /// commits, the destination's COMMIT fails. One partial-commit entry per statement, with
+    /// its keys (from the binds); once the cause is removed, verify finds those rows, repair
+    /// converges them, and the entries are done.
+    #[test]
+    fn journal_entries_of_a_transaction_whose_second_commit_failed() {
+        let Some(mut t) = crate::mv::tables::<crate::Pg>("j_commit") else {
+            return;
+        };
+        plain_table(&mut t, 10);
+        journal_table(&mut t);
+        t.dst
+            .batch_execute(
+                "ALTER TABLE mig2_j_commit ADD CONSTRAINT mig2_j_commit_v UNIQUE (v) \
+                 DEFERRABLE INITIALLY DEFERRED",
+            )
+            .unwrap();
+        let journal = Arc::new(TableJournal::<PgConnection>::new(t.src_url.clone()).unwrap());
+        let dw = pool(&t, journal, false);
+        let mut c = dw.get().unwrap();
+        // Lenient: the source committed, so the call reports the transaction committed.
+        c.transaction::<_, diesel::result::Error, _>(|c| {
+            diesel::update(mig2_j_commit::table.find(3i64))
+                .set(mig2_j_commit::v.eq("v2"))
+                .execute(c)?;
+            diesel::insert_into(mig2_j_commit::table)
+                .values((mig2_j_commit::id.eq(11i64), mig2_j_commit::v.eq("a")))
+                .execute(c)?;
+            Ok(())
+        })
+        .unwrap();
+        drop(c);
+        let got = keys_since(&t, 0, EntryKind::PartialCommit);
+        assert_eq!(
+            got,
+            vec![Some(vec!["3".to_owned()]), Some(vec!["11".to_owned()])]
+        );
+        // Only the destination's COMMIT failed: its transaction is gone.
+        let tb = t.table.clone();
+        let out = verify(&tb)
+            .run_journal(&mut t.src, &mut t.dst, None)
+            .unwrap();
+        assert!(!out.whole_table && out.done.is_empty(), "{out:?}");
+        assert_eq!(out.report.different_keys(), vec![key(3)], "{out:?}");
+        assert_eq!(
+            sorted(out.report.missing_on_destination_keys()),
+            keys(&[11])
+        );
+        // The operator removes the cause, then repairs.
+        t.dst
+            .batch_execute("ALTER TABLE mig2_j_commit DROP CONSTRAINT mig2_j_commit_v")
+            .unwrap();
+        diesel_rw::migrate::repair::Repair::new(tb.as_str())
+            .run(&out.report, &mut t.src, &mut t.dst)
+            .unwrap();
+        let out = verify(&tb)
+            .run_journal(&mut t.src, &mut t.dst, None)
+            .unwrap();
+        assert!(out.report.is_clean(), "{out:?}");
+        assert_eq!(out.done.len(), 2, "{out:?}");
+    }
+}

@@ -164,3 +164,4 @@ impl mj::JournalBed for Lite {
 }
 
 migrate_journal_suite!(crate::Lite);
+migrate_journal_returning_suite!(crate::Lite);

@@ -272,6 +272,54 @@ where
     assert_eq!(out.done, vec![rows[0].id]);
 }
 
+/// The journal's entries of `table` since `from` (an index into them), as key texts, after
+/// each write of a DSL test; the entries must be of `kind` on the destination.
+pub fn keys_since<B: JournalBed>(
+    t: &Tables<B>,
+    from: usize,
+    kind: EntryKind,
+) -> Vec<Option<Vec<String>>> {
+    let rows = entries_of::<B>(&t.src_url, &t.table);
+    rows[from.min(rows.len())..]
+        .iter()
+        .map(|r| {
+            assert_eq!((r.kind, r.side), (kind, Side::Destination), "{r:?}");
+            key_texts(r)
+        })
+        .collect()
+}
+
+/// After the DSL writes of a test (rows 11 and 12 inserted, 7 updated, 4 and 5 deleted on the
+/// source only): the incremental verify from the journal compares those rows only (the entries
+/// have keys), the repair converges them, and the next run marks every entry done.
+pub fn dsl_entries_verify_and_repair<B: JournalBed>(t: &mut Tables<B>, entries: usize) {
+    let tb = t.table.clone();
+    let out = verify(&tb)
+        .run_journal(&mut t.src, &mut t.dst, None)
+        .unwrap();
+    assert_eq!(out.entries, entries, "{out:?}");
+    assert!(!out.whole_table, "every entry has keys: {out:?}");
+    let r = &out.report;
+    assert_eq!(
+        sorted(r.missing_on_destination_keys()),
+        keys(&[11, 12]),
+        "{r:?}"
+    );
+    assert_eq!(sorted(r.missing_on_source_keys()), keys(&[4, 5]), "{r:?}");
+    assert_eq!(r.different_keys(), vec![key(7)], "{r:?}");
+    Repair::new(TableSpec::new(tb.as_str()))
+        .run(r, &mut t.src, &mut t.dst)
+        .unwrap();
+    let out = verify(&tb)
+        .run_journal(&mut t.src, &mut t.dst, None)
+        .unwrap();
+    assert!(out.report.is_clean(), "{out:?}");
+    assert_eq!(out.done.len(), entries, "{out:?}");
+    assert!(journal::rows(&mut t.src, Which::PendingFor(&tb))
+        .unwrap()
+        .is_empty());
+}
+
 /// Run by `a_write_killed_between_its_two_sides_leaves_no_entry_and_is_found_since_the_last_clean_run`
 /// as a child process (this test binary), which it kills.
 pub fn child<B: JournalBed>()
@@ -693,6 +741,100 @@ macro_rules! migrate_journal_suite {
                 entries_are_written_in_the_same_run_and_verified(&mut t);
             }
 
+            diesel::table! {
+                mig2_j_dsl (id) {
+                    id -> BigInt,
+                    v -> Nullable<Text>,
+                }
+            }
+
+            diesel::table! {
+                mig2_j_dsl_tx (id) {
+                    id -> BigInt,
+                    v -> Nullable<Text>,
+                }
+            }
+
+            /// Statements built with diesel's DSL (all values bound) under a double write whose
+            /// destination refuses writes: each entry has the keys, from the binds.
+            #[test]
+            fn journal_entries_of_dsl_statements_have_the_keys_of_their_binds() {
+                use diesel::prelude::*;
+                use std::sync::Arc;
+                let Some(mut t) = t("j_dsl") else { return };
+                plain_table(&mut t, 10);
+                journal_table(&mut t);
+                let journal = Arc::new(
+                    diesel_rw::double_write::TableJournal::<<$bed as $crate::mv::VerifyBed>::Conn>::new(
+                        t.src_url.clone(),
+                    )
+                    .unwrap(),
+                );
+                let dw = pool(&t, journal, true);
+                let mut c = dw.get().unwrap();
+                diesel::insert_into(mig2_j_dsl::table)
+                    .values(&vec![
+                        (mig2_j_dsl::id.eq(11i64), mig2_j_dsl::v.eq("a")),
+                        (mig2_j_dsl::id.eq(12i64), mig2_j_dsl::v.eq("b")),
+                    ])
+                    .execute(&mut *c)
+                    .unwrap();
+                diesel::update(mig2_j_dsl::table.find(7i64))
+                    .set(mig2_j_dsl::v.eq("u"))
+                    .execute(&mut *c)
+                    .unwrap();
+                diesel::delete(mig2_j_dsl::table.filter(mig2_j_dsl::id.eq_any([4i64, 5])))
+                    .execute(&mut *c)
+                    .unwrap();
+                drop(c);
+                let got = keys_since(&t, 0, diesel_rw::double_write::EntryKind::WriteFailed);
+                let want = |k: &[&str]| Some(k.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+                assert_eq!(got, vec![want(&["11", "12"]), want(&["7"]), want(&["4", "5"])]);
+                dsl_entries_verify_and_repair(&mut t, 3);
+            }
+
+            /// A transaction of DSL statements that commits on the source only (the
+            /// destination refuses its statements, so its side is rolled back at COMMIT): one
+            /// partial-commit entry per statement, each with its keys; verify, repair, done.
+            #[test]
+            fn journal_partial_commit_entries_have_their_keys_and_are_verified_and_done() {
+                use diesel::prelude::*;
+                use std::sync::Arc;
+                let Some(mut t) = t("j_dsl_tx") else { return };
+                plain_table(&mut t, 10);
+                journal_table(&mut t);
+                let journal = Arc::new(
+                    diesel_rw::double_write::TableJournal::<<$bed as $crate::mv::VerifyBed>::Conn>::new(
+                        t.src_url.clone(),
+                    )
+                    .unwrap(),
+                );
+                let dw = pool(&t, journal, true);
+                let mut c = dw.get().unwrap();
+                c.transaction::<_, diesel::result::Error, _>(|c| {
+                    diesel::insert_into(mig2_j_dsl_tx::table)
+                        .values(&vec![
+                            (mig2_j_dsl_tx::id.eq(11i64), mig2_j_dsl_tx::v.eq("a")),
+                            (mig2_j_dsl_tx::id.eq(12i64), mig2_j_dsl_tx::v.eq("b")),
+                        ])
+                        .execute(c)?;
+                    diesel::update(mig2_j_dsl_tx::table.find(7i64))
+                        .set(mig2_j_dsl_tx::v.eq("u"))
+                        .execute(c)?;
+                    diesel::delete(
+                        mig2_j_dsl_tx::table.filter(mig2_j_dsl_tx::id.eq_any([4i64, 5])),
+                    )
+                    .execute(c)?;
+                    Ok(())
+                })
+                .unwrap();
+                drop(c);
+                let got = keys_since(&t, 0, diesel_rw::double_write::EntryKind::PartialCommit);
+                let want = |k: &[&str]| Some(k.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+                assert_eq!(got, vec![want(&["11", "12"]), want(&["7"]), want(&["4", "5"])]);
+                dsl_entries_verify_and_repair(&mut t, 3);
+            }
+
             #[test]
             fn verify_runs_record_each_run_and_answer_the_gates() {
                 let Some(mut t) = t("j_runs") else { return };
@@ -742,6 +884,85 @@ macro_rules! migrate_journal_network_suite {
                 let proxy = $crate::common::proxy::Proxy::start(addr);
                 let (url, _) = via_port(&t.src_url, proxy.port());
                 journal_database_down_or_hung_does_not_stop_writes(&mut t, &proxy, &url);
+            }
+        }
+    };
+}
+
+/// The journal suite's test of writes loaded with `RETURNING`, for `$bed` (a [`JournalBed`]
+/// whose diesel backend has `RETURNING`: PostgreSQL, SQLite).
+#[macro_export]
+macro_rules! migrate_journal_returning_suite {
+    ($bed:ty) => {
+        mod journal_returning_suite {
+            use $crate::mj::*;
+
+            diesel::table! {
+                mig2_j_ret (id) {
+                    id -> BigInt,
+                    v -> Nullable<Text>,
+                }
+            }
+
+            /// Writes whose predicates name no key, loaded with `RETURNING` of the key, under
+            /// a double write whose destination refuses writes: each entry has the keys of the
+            /// rows the source returned; verify, repair, done.
+            #[test]
+            fn journal_entries_of_writes_with_returning_have_the_returned_keys() {
+                use diesel::prelude::*;
+                use std::sync::Arc;
+                let Some(mut t) = $crate::mv::tables::<$bed>("j_ret") else {
+                    return;
+                };
+                plain_table(&mut t, 10);
+                journal_table(&mut t);
+                let journal =
+                    Arc::new(
+                        diesel_rw::double_write::TableJournal::<
+                            <$bed as $crate::mv::VerifyBed>::Conn,
+                        >::new(t.src_url.clone())
+                        .unwrap(),
+                    );
+                let dw = pool(&t, journal, true);
+                let mut c = dw.get().unwrap();
+                let mut ids: Vec<i64> =
+                    diesel::update(mig2_j_ret::table.filter(mig2_j_ret::v.eq_any(["v3", "v8"])))
+                        .set(mig2_j_ret::v.eq("r"))
+                        .returning(mig2_j_ret::id)
+                        .get_results(&mut *c)
+                        .unwrap();
+                ids.sort();
+                assert_eq!(ids, vec![3, 8]);
+                let id: i64 = diesel::delete(mig2_j_ret::table.filter(mig2_j_ret::v.eq("v9")))
+                    .returning(mig2_j_ret::id)
+                    .get_result(&mut *c)
+                    .unwrap();
+                assert_eq!(id, 9);
+                drop(c);
+                let got = keys_since(&t, 0, diesel_rw::double_write::EntryKind::WriteFailed);
+                let want = |k: &[&str]| Some(k.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+                assert_eq!(got, vec![want(&["3", "8"]), want(&["9"])]);
+                let tb = t.table.clone();
+                let out = $crate::mv::verify(&tb)
+                    .run_journal(&mut t.src, &mut t.dst, None)
+                    .unwrap();
+                assert!(!out.whole_table, "{out:?}");
+                let r = &out.report;
+                assert_eq!(
+                    $crate::mv::sorted(r.different_keys()),
+                    $crate::mv::keys(&[3, 8]),
+                    "{r:?}"
+                );
+                assert_eq!(r.missing_on_source_keys(), $crate::mv::keys(&[9]), "{r:?}");
+                assert_eq!(r.rows_compared, 3, "{r:?}");
+                diesel_rw::migrate::repair::Repair::new(tb.as_str())
+                    .run(r, &mut t.src, &mut t.dst)
+                    .unwrap();
+                let out = $crate::mv::verify(&tb)
+                    .run_journal(&mut t.src, &mut t.dst, None)
+                    .unwrap();
+                assert!(out.report.is_clean(), "{out:?}");
+                assert_eq!(out.done.len(), 2, "{out:?}");
             }
         }
     };

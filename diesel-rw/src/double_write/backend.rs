@@ -16,6 +16,14 @@ pub trait DoubleWriteBackend: RwBackend {
     /// - MySQL/MariaDB: the value's bytes as the client library returned them;
     /// - SQLite: the storage class, then the value (integer, float bits, text or blob bytes).
     fn value_image(value: Self::RawValue<'_>, out: &mut Vec<u8>);
+
+    /// The text of a returned non-NULL value as the server prints it, for the journal's keys
+    /// (see [`statement_keys`](super::statement_keys)): integers, text and (PostgreSQL) UUIDs;
+    /// `None` for any other type.
+    fn value_text(value: Self::RawValue<'_>) -> Option<String> {
+        let _ = value;
+        None
+    }
 }
 
 /// The image of a row: one entry per field, `None` for NULL.
@@ -45,12 +53,51 @@ impl DoubleWriteBackend for diesel::pg::Pg {
     fn value_image(value: diesel::pg::PgValue<'_>, out: &mut Vec<u8>) {
         out.extend_from_slice(value.as_bytes());
     }
+
+    fn value_text(value: diesel::pg::PgValue<'_>) -> Option<String> {
+        let b = value.as_bytes();
+        Some(match value.get_oid().get() {
+            20 => i64::from_be_bytes(b.try_into().ok()?).to_string(),
+            21 => i16::from_be_bytes(b.try_into().ok()?).to_string(),
+            23 => i32::from_be_bytes(b.try_into().ok()?).to_string(),
+            25 | 1043 => std::str::from_utf8(b).ok()?.to_owned(),
+            2950 if b.len() == 16 => {
+                let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+                format!(
+                    "{}-{}-{}-{}-{}",
+                    &h[..8],
+                    &h[8..12],
+                    &h[12..16],
+                    &h[16..20],
+                    &h[20..]
+                )
+            }
+            _ => return None,
+        })
+    }
 }
 
 #[cfg(feature = "mysql")]
 impl DoubleWriteBackend for diesel::mysql::Mysql {
     fn value_image(value: diesel::mysql::MysqlValue<'_>, out: &mut Vec<u8>) {
         out.extend_from_slice(value.as_bytes());
+    }
+
+    fn value_text(value: diesel::mysql::MysqlValue<'_>) -> Option<String> {
+        use diesel::mysql::MysqlType as T;
+        let b = value.as_bytes();
+        Some(match value.value_type() {
+            T::Tiny => i8::from_ne_bytes(b.try_into().ok()?).to_string(),
+            T::UnsignedTiny => u8::from_ne_bytes(b.try_into().ok()?).to_string(),
+            T::Short => i16::from_ne_bytes(b.try_into().ok()?).to_string(),
+            T::UnsignedShort => u16::from_ne_bytes(b.try_into().ok()?).to_string(),
+            T::Long => i32::from_ne_bytes(b.try_into().ok()?).to_string(),
+            T::UnsignedLong => u32::from_ne_bytes(b.try_into().ok()?).to_string(),
+            T::LongLong => i64::from_ne_bytes(b.try_into().ok()?).to_string(),
+            T::UnsignedLongLong => u64::from_ne_bytes(b.try_into().ok()?).to_string(),
+            T::String => std::str::from_utf8(b).ok()?.to_owned(),
+            _ => return None,
+        })
     }
 }
 
@@ -75,6 +122,17 @@ impl DoubleWriteBackend for diesel::sqlite::Sqlite {
                 out.push(b'b');
                 out.extend_from_slice(value.read_blob());
             }
+        }
+    }
+
+    fn value_text(mut value: diesel::sqlite::SqliteValue<'_, '_, '_>) -> Option<String> {
+        use diesel::sqlite::SqliteType;
+        match value.value_type()? {
+            SqliteType::Long | SqliteType::Integer | SqliteType::SmallInt => {
+                Some(value.read_long().to_string())
+            }
+            SqliteType::Text => Some(value.read_text().to_owned()),
+            _ => None,
         }
     }
 }

@@ -21,6 +21,7 @@ use super::core::{differ_counts, differ_rows, same, DwCore, SideEnv};
 use super::cursor::DoubleWriteCursor;
 use super::health::{HealthReport, SideHealth};
 use super::pattern::{Pattern, Side};
+use super::revealed::{Built, Loaded, Rendered};
 use super::switch::PatternSwitch;
 use super::transaction::DoubleWriteTransactionManager;
 use crate::classify::StatementKind;
@@ -321,7 +322,7 @@ where
     pub(super) fn run<T>(
         &mut self,
         kind: StatementKind,
-        sql: impl Fn() -> String,
+        sql: impl Rendered,
         mut op: impl FnMut(&mut C) -> QueryResult<T>,
         differ: fn(Side, Side, &T, &T) -> Option<String>,
     ) -> QueryResult<T> {
@@ -529,7 +530,8 @@ where
     {
         self.run(
             self.core.ctx.classify_query::<C::Backend, T>(source),
-            || render::<C::Backend, T>(source),
+            // The binds too, for the journal's keys (rendered only if it journals).
+            Built::<C::Backend, T>::new(source, &|| render::<C::Backend, T>(source)),
             |c| c.execute_returning_count(source),
             differ_counts,
         )
@@ -592,7 +594,9 @@ where
             if kind.is_write() && plan.pattern.is_double() {
                 // Inside a transaction whose second side failed: remembered for the journal.
                 let sql = render::<C::Backend, T>(&source);
-                core.finish_write(&plan, &|| sql.clone(), &(), None, same)?;
+                let sql = || sql.clone();
+                let stmt = Built::<C::Backend, T>::new(&source, &sql);
+                core.finish_write(&plan, &stmt, &(), None, same)?;
             }
             run_on(&core.env(), first, plan.first, |_| Ok(()))?;
             let cursor = load_side::<C, B, T>(&core.env(), first, plan.first, source)?;
@@ -604,19 +608,26 @@ where
         let query = Replay(Arc::new(source));
         run_on(&core.env(), first, plan.first, |_| Ok(()))?;
         let (cursor, rows) =
-            load_all::<C, B, Replay<T>>(&core.env(), first, plan.first, query.clone())
-                .map_err(|error| core.first_failed(&plan, &|| sql.clone(), error))?;
+            load_all::<C, B, Replay<T>>(&core.env(), first, plan.first, query.clone()).map_err(
+                |error| {
+                    let sql = || sql.clone();
+                    let stmt = Built::<C::Backend, T>::new(&*query.0, &sql);
+                    core.first_failed(&plan, &stmt, error)
+                },
+            )?;
         let images: Vec<RowImage> = rows.iter().map(row_image::<C::Backend, _>).collect();
         let second_rows = run_on(&core.env(), other, second, |c| {
             drain_images::<C, B, Replay<T>>(c, &query)
         });
-        core.finish_write(
-            &plan,
-            &|| sql.clone(),
-            &images,
-            Some(second_rows),
-            differ_rows,
-        )?;
+        // The first side's rows too: `RETURNING` names the keys of the rows it wrote.
+        let text = || sql.clone();
+        let stmt = Loaded::<C::Backend, T, _> {
+            query: &*query.0,
+            sql: &text,
+            rows: &rows,
+            _db: std::marker::PhantomData,
+        };
+        core.finish_write(&plan, &stmt, &images, Some(second_rows), differ_rows)?;
         Ok(DoubleWriteCursor::buffered(cursor, rows))
     }
 }

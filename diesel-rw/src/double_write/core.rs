@@ -22,6 +22,7 @@ use super::backend::RowImage;
 use super::context::DoubleWriteContext;
 use super::journal::{self, count_binds, EntryKind, JournalEntry};
 use super::pattern::{Pattern, Side};
+use super::revealed::{Rendered, Revealed};
 use super::transaction::{SecondState, TxState};
 use crate::classify::StatementKind;
 use crate::error::Error;
@@ -172,7 +173,7 @@ impl DwCore {
     pub(super) fn finish_write<T>(
         &mut self,
         plan: &Plan,
-        sql: &dyn Fn() -> String,
+        sql: &dyn Rendered,
         first: &T,
         second: Option<QueryResult<T>>,
         differ: fn(Side, Side, &T, &T) -> Option<String>,
@@ -181,7 +182,8 @@ impl DwCore {
             tx.mark_wrote();
         }
         if let (Some(tx), true) = (&mut self.tx, plan.pattern.is_double()) {
-            tx.record_write(plan.depth, sql());
+            // Its binds too: a partial commit journals it later, with its keys.
+            tx.record_write(plan.depth, sql.sql(), sql.revealed());
         }
         let (Some(side), Some(result)) = (plan.second, second) else {
             return Ok(());
@@ -189,12 +191,12 @@ impl DwCore {
         match result {
             Ok(other) => {
                 if let Some(difference) = differ(plan.first, side, first, &other) {
-                    let entry = self.entry(plan, EntryKind::Divergence, side, sql(), difference);
+                    let entry = self.entry(plan, EntryKind::Divergence, side, sql, difference);
                     record(self.ctx(), entry);
                 }
                 Ok(())
             }
-            Err(error) => self.second_failed(plan, side, sql(), error),
+            Err(error) => self.second_failed(plan, side, sql, error),
         }
     }
 
@@ -206,7 +208,7 @@ impl DwCore {
     pub(super) fn first_failed(
         &mut self,
         plan: &Plan,
-        sql: &dyn Fn() -> String,
+        sql: &dyn Rendered,
         error: diesel::result::Error,
     ) -> diesel::result::Error {
         if !super::connection::connection_lost(&error)
@@ -226,14 +228,14 @@ impl DwCore {
                 plan,
                 EntryKind::WriteFailed,
                 second,
-                sql(),
+                sql,
                 format!("outcome unknown: the connection to the {} broke while it was in flight, so it may be applied there; it was not sent to the {second}: {error}", plan.first),
             );
             record(&self.ctx, entry);
         }
         Error::WriteOutcomeUnknown {
             node,
-            sql: sql(),
+            sql: sql.sql(),
             detail: match plan.second {
                 Some(second) => format!(" (the {}); it was not sent to the {second}", plan.first),
                 None => format!(" (the {})", plan.first),
@@ -249,9 +251,10 @@ impl DwCore {
         &mut self,
         plan: &Plan,
         second: Side,
-        sql: String,
+        stmt: &dyn Rendered,
         error: diesel::result::Error,
     ) -> QueryResult<()> {
+        let sql = stmt.sql();
         // A connection that broke while the write was in flight may have applied it.
         let outcome_unknown = super::connection::connection_lost(&error)
             && !matches!(
@@ -269,7 +272,7 @@ impl DwCore {
                 } else {
                     error.to_string()
                 };
-                let entry = self.entry(plan, EntryKind::WriteFailed, second, sql.clone(), what);
+                let entry = self.entry(plan, EntryKind::WriteFailed, second, stmt, what);
                 record(self.ctx(), entry);
             }
         }
@@ -293,10 +296,17 @@ impl DwCore {
         plan: &Plan,
         kind: EntryKind,
         side: Side,
-        sql: String,
+        sql: &dyn Rendered,
         error: String,
     ) -> JournalEntry {
-        entry(plan.pattern, self.tx.is_some(), kind, side, sql, error)
+        entry(
+            plan.pattern,
+            self.tx.is_some(),
+            kind,
+            side,
+            (sql.sql(), sql.revealed()),
+            error,
+        )
     }
 }
 
@@ -387,13 +397,13 @@ impl SideEnv<'_> {
     }
 }
 
-/// A journal entry for a statement run under `pattern`.
+/// A journal entry for a statement (its SQL text and what it revealed) run under `pattern`.
 pub(super) fn entry(
     pattern: Pattern,
     in_transaction: bool,
     kind: EntryKind,
     side: Side,
-    sql: String,
+    (sql, revealed): (String, Revealed),
     error: String,
 ) -> JournalEntry {
     JournalEntry {
@@ -405,6 +415,7 @@ pub(super) fn entry(
         at: SystemTime::now(),
         pattern,
         in_transaction,
+        revealed,
     }
 }
 

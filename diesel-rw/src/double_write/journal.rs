@@ -3,7 +3,8 @@
 //! A double write cannot be atomic across two databases. When one side applied a write and the
 //! other did not (it failed there, its transaction was rolled back there, its commit failed), or
 //! both applied it and returned different rows, the connection records a [`JournalEntry`] with
-//! the statement's SQL text (binds are counted, never printed: they may hold personal data), the
+//! the statement's SQL text (binds are counted, never printed: they may hold personal data; they
+//! are kept in memory, in [`JournalEntry::revealed`], for the durable journal to find keys), the
 //! error, the time and the pattern. A repair job reads the journal and brings the lagging side
 //! up to date; nothing else in diesel-rw tries to.
 //!
@@ -18,6 +19,7 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use super::pattern::{Pattern, Side};
+use super::revealed::Revealed;
 
 /// What a [`JournalEntry`] records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -66,6 +68,10 @@ pub struct JournalEntry {
     pub pattern: Pattern,
     /// Whether the write was part of a transaction.
     pub in_transaction: bool,
+    /// The statement's bind values and returned rows, kept for a journal to find the keys of
+    /// the rows it wrote ([`TableJournal`](super::TableJournal)); never displayed or logged
+    /// (its `Debug` shows counts). Empty: not collected ([`Revealed::none`]).
+    pub revealed: Revealed,
 }
 
 impl fmt::Display for JournalEntry {
@@ -112,6 +118,7 @@ impl<J: Journal + ?Sized> Journal for std::sync::Arc<J> {
 /// use diesel_rw::double_write::{EntryKind, Journal, JournalEntry, MemoryJournal, Pattern, Side};
 ///
 /// let journal = MemoryJournal::new(1);
+/// use diesel_rw::double_write::Revealed;
 /// let entry = JournalEntry {
 ///     kind: EntryKind::WriteFailed,
 ///     side: Side::Destination,
@@ -121,6 +128,7 @@ impl<J: Journal + ?Sized> Journal for std::sync::Arc<J> {
 ///     at: std::time::SystemTime::now(),
 ///     pattern: Pattern::SrcFirst,
 ///     in_transaction: false,
+///     revealed: Revealed::none(),
 /// };
 /// journal.record(entry.clone());
 /// journal.record(entry);
@@ -320,6 +328,7 @@ mod tests {
                 at: SystemTime::now(),
                 pattern: Pattern::SrcFirst,
                 in_transaction: false,
+                revealed: Revealed::none(),
             });
         }
         let entries = journal.entries();

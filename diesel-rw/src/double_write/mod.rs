@@ -96,6 +96,7 @@ mod pattern;
 mod pg;
 mod pool;
 mod retry;
+mod revealed;
 #[cfg(feature = "async")]
 mod shared_query;
 mod spec;
@@ -124,6 +125,7 @@ pub use metrics::{LatencyHistogram, Metrics, MetricsSnapshot, SideMetrics, LATEN
 pub use pattern::{Pattern, Side};
 pub use pool::{DoubleWrite, DoubleWriteManager};
 pub use retry::{transient, Retry, Transient};
+pub use revealed::Revealed;
 #[cfg(feature = "async")]
 pub use shared_query::{AsyncDoubleWriteBackend, SharedQuery};
 pub use switch::PatternSwitch;

@@ -16,12 +16,22 @@
 //!   literals (`id = 7`, `id IN (1, 2)`, `(tenant = 1 AND id = 2) OR (tenant = 1 AND id = 3)`),
 //!   without `FROM`/`USING`/`JOIN` (other tables) and for an `UPDATE` not setting a key column.
 //!
-//! Not extracted: bound values (diesel's query builder binds every value, and the journal
-//! entry holds the SQL text without its binds, so a statement built with the DSL reveals its
-//! table only), the rows returned by `RETURNING`, keys written as expressions (`now()`,
-//! `nextval(...)`, casts), generated keys (an `INSERT` without the key column), `INSERT ...
-//! SELECT`, and statements under `WITH`.
+//! A value may be a literal in the text or a bind: diesel's query builder binds every value
+//! (`insert_into(t).values(..)`, `update(t.find(7))`, `delete(t.filter(id.eq_any([..])))`), and
+//! a double-write connection keeps the binds with each entry it journals
+//! ([`Revealed`]): a placeholder bound to an integer or a string counts as that literal, and
+//! PostgreSQL's `col = ANY($1)` (diesel's `eq_any`) with an array of them as an `IN` list.
+//!
+//! A write with `RETURNING` of every key column (loaded: `get_result`, `get_results`) names
+//! its rows exactly by the rows it returned, generated keys and upserts included (PostgreSQL
+//! and SQLite; diesel's MySQL backend has no `RETURNING`).
+//!
+//! Not extracted: binds of other types (floats, dates, bytes, custom types), binds of the async
+//! double-write connection (its entries have the SQL text only), keys written as expressions
+//! (`now()`, `nextval(...)`, casts), generated keys without `RETURNING` (an `INSERT` without
+//! the key column), `INSERT ... SELECT`, and statements under `WITH`.
 
+use super::revealed::{BindValue, Revealed};
 use crate::migrate::Key;
 
 /// At most this many keys are extracted from one statement; a statement naming more is
@@ -36,8 +46,10 @@ enum Tok {
     Str(String),
     /// A number literal, as written.
     Num(String),
-    /// A placeholder (`$1`, `?`).
-    Param,
+    /// A placeholder (`$1`, `?`), with its index in the binds (0-based).
+    Param(usize),
+    /// A bound array of key texts (the bind of PostgreSQL's `= ANY($1)`).
+    List(Vec<String>),
     /// Any other character (`(`, `,`, `=`, `;`, ...).
     Punct(char),
 }
@@ -69,6 +81,7 @@ fn tokens(sql: &str) -> Option<Vec<Tok>> {
     let chars: Vec<char> = sql.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
+    let mut questions = 0;
     while i < chars.len() {
         let c = chars[i];
         if c.is_whitespace() {
@@ -115,7 +128,7 @@ fn tokens(sql: &str) -> Option<Vec<Tok>> {
                 && chars.get(i + 1).is_some_and(char::is_ascii_digit)
                 && !matches!(
                     out.last(),
-                    Some(Tok::Ident(..) | Tok::Num(_) | Tok::Str(_) | Tok::Param)
+                    Some(Tok::Ident(..) | Tok::Num(_) | Tok::Str(_) | Tok::Param(_))
                         | Some(Tok::Punct(')'))
                 ))
         {
@@ -127,12 +140,15 @@ fn tokens(sql: &str) -> Option<Vec<Tok>> {
             out.push(Tok::Num(chars[start..i].iter().collect()));
         } else if c == '$' && chars.get(i + 1).is_some_and(char::is_ascii_digit) {
             i += 1;
+            let start = i;
             while i < chars.len() && chars[i].is_ascii_digit() {
                 i += 1;
             }
-            out.push(Tok::Param);
+            let n: String = chars[start..i].iter().collect();
+            out.push(Tok::Param(n.parse::<usize>().ok()?.checked_sub(1)?));
         } else if c == '?' {
-            out.push(Tok::Param);
+            out.push(Tok::Param(questions));
+            questions += 1;
             i += 1;
         } else if c.is_alphanumeric() || c == '_' {
             let start = i;
@@ -155,6 +171,37 @@ fn tokens(sql: &str) -> Option<Vec<Tok>> {
         out.pop();
     }
     Some(out)
+}
+
+/// The tokens of `sql` with each placeholder whose bind `revealed` holds replaced by its value:
+/// an integer or string by a string literal, `NULL` by the keyword, an array of those by a
+/// [`Tok::List`]; any other value stays a placeholder (it reveals no key).
+fn bound_tokens(sql: &str, revealed: &Revealed) -> Option<Vec<Tok>> {
+    let mut toks = tokens(sql)?;
+    let Some(binds) = &revealed.binds else {
+        return Some(toks);
+    };
+    for t in &mut toks {
+        let Tok::Param(i) = *t else { continue };
+        match binds.get(i) {
+            Some(BindValue::Text(v)) => *t = Tok::Str(v.clone()),
+            Some(BindValue::Null) => *t = Tok::Ident("NULL".into(), false),
+            Some(BindValue::List(items)) => {
+                let texts: Option<Vec<String>> = items
+                    .iter()
+                    .map(|v| match v {
+                        BindValue::Text(s) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                if let Some(texts) = texts {
+                    *t = Tok::List(texts);
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(toks)
 }
 
 /// The table a statement writes, as it names it (unquoted; `schema.table`), and where its name
@@ -243,10 +290,19 @@ pub fn written_table(sql: &str) -> Option<String> {
 /// The keys of the rows `sql` writes, in `key` column order, if the statement spells them out
 /// as literals (see the [module docs](self)).
 pub fn written_keys(sql: &str, key: &[String]) -> Option<Vec<Key>> {
+    written_keys_with(sql, key, &Revealed::none())
+}
+
+/// The keys of the rows `sql` writes, in `key` column order, from its literals, the bind values
+/// and the rows it returned that `revealed` holds (see the [module docs](self)).
+pub fn written_keys_with(sql: &str, key: &[String], revealed: &Revealed) -> Option<Vec<Key>> {
     if key.is_empty() {
         return None;
     }
-    let toks = tokens(sql)?;
+    if let Some(keys) = returned_keys(sql, key, revealed) {
+        return Some(keys);
+    }
+    let toks = bound_tokens(sql, revealed)?;
     let (name, end) = table_of(&toks)?;
     written_table(sql)?;
     let short = name.rsplit('.').next().unwrap_or(&name).to_owned();
@@ -289,6 +345,38 @@ pub fn written_keys(sql: &str, key: &[String]) -> Option<Vec<Key>> {
         }
         product(&constraint, key)?
     };
+    (keys.len() <= MAX_KEYS).then_some(keys)
+}
+
+/// The keys of the rows a write with `RETURNING` of every key column returned: exactly the rows
+/// it wrote (inserted, updated or deleted), generated keys included.
+fn returned_keys(sql: &str, key: &[String], revealed: &Revealed) -> Option<Vec<Key>> {
+    let (names, rows) = revealed.returned.as_ref()?;
+    let toks = tokens(sql)?;
+    written_table(sql)?;
+    if !toks.iter().any(|t| t.is_kw("returning")) {
+        return None;
+    }
+    if rows.is_empty() {
+        // It wrote no row (on the side that answered).
+        return Some(Vec::new());
+    }
+    let positions: Vec<usize> = key
+        .iter()
+        .map(|k| names.iter().position(|n| n.eq_ignore_ascii_case(k)))
+        .collect::<Option<_>>()?;
+    let mut keys: Vec<Key> = rows
+        .iter()
+        .map(|row| {
+            positions
+                .iter()
+                .map(|&p| row.get(p).cloned().flatten())
+                .collect::<Option<Vec<String>>>()
+                .map(Key::new)
+        })
+        .collect::<Option<_>>()?;
+    keys.sort();
+    keys.dedup();
     (keys.len() <= MAX_KEYS).then_some(keys)
 }
 
@@ -499,6 +587,12 @@ impl Cond<'_> {
         let (column, rest) = self.column(toks)?;
         match rest {
             [eq, lit] if eq.is('=') => Some(vec![(column, vec![lit.literal()?])]),
+            // PostgreSQL's `eq_any`: `col = ANY($1)` with an array bound.
+            [eq, any, open, Tok::List(values), close]
+                if eq.is('=') && any.is_kw("any") && open.is('(') && close.is(')') =>
+            {
+                Some(vec![(column, values.clone())])
+            }
             [kw, open, list @ .., close] if kw.is_kw("in") && open.is('(') && close.is(')') => {
                 let mut values = Vec::new();
                 for (j, t) in list.iter().enumerate() {
@@ -566,6 +660,128 @@ mod tests {
     fn k(sql: &str, key: &[&str]) -> Option<Vec<String>> {
         let key: Vec<String> = key.iter().map(|s| s.to_string()).collect();
         written_keys(sql, &key).map(|keys| keys.iter().map(|k| k.to_string()).collect())
+    }
+
+    fn kb(sql: &str, key: &[&str], binds: Vec<BindValue>) -> Option<Vec<String>> {
+        let key: Vec<String> = key.iter().map(|s| s.to_string()).collect();
+        let revealed = Revealed {
+            binds: Some(binds),
+            returned: None,
+        };
+        written_keys_with(sql, &key, &revealed)
+            .map(|keys| keys.iter().map(|k| k.to_string()).collect())
+    }
+
+    fn v(s: &str) -> BindValue {
+        BindValue::Text(s.into())
+    }
+
+    #[test]
+    fn finds_bound_keys() {
+        let id = &["id"];
+        assert_eq!(
+            kb(
+                r#"INSERT INTO "t" ("id", "v") VALUES ($1, $2), ($3, $4)"#,
+                id,
+                vec![v("7"), v("a"), v("8"), BindValue::Other]
+            ),
+            Some(vec!["7".into(), "8".into()])
+        );
+        assert_eq!(
+            kb(
+                "INSERT INTO `t` (`v`, `id`) VALUES (?, ?)",
+                id,
+                vec![BindValue::Other, v("9")]
+            ),
+            Some(vec!["9".into()])
+        );
+        assert_eq!(
+            kb(
+                r#"UPDATE "t" SET "v" = $1 WHERE ("t"."id" = $2)"#,
+                id,
+                vec![v("x"), v("7")]
+            ),
+            Some(vec!["7".into()])
+        );
+        assert_eq!(
+            kb(
+                r#"DELETE FROM "t" WHERE ("t"."id" = ANY($1))"#,
+                id,
+                vec![BindValue::List(vec![v("3"), v("1")])]
+            ),
+            Some(vec!["1".into(), "3".into()])
+        );
+        assert_eq!(
+            kb(
+                "DELETE FROM `t` WHERE (`t`.`id` IN (?, ?))",
+                id,
+                vec![v("4"), v("5")]
+            ),
+            Some(vec!["4".into(), "5".into()])
+        );
+        // A bind that reveals nothing, a NULL, a list with another value: no keys.
+        assert_eq!(
+            kb(
+                r#"UPDATE "t" SET "v" = $1 WHERE ("t"."id" = $2)"#,
+                id,
+                vec![v("x"), BindValue::Other]
+            ),
+            None
+        );
+        assert_eq!(
+            kb("DELETE FROM t WHERE id = ?", id, vec![BindValue::Null]),
+            None
+        );
+        assert_eq!(
+            kb(
+                r#"DELETE FROM "t" WHERE ("t"."id" = ANY($1))"#,
+                id,
+                vec![BindValue::List(vec![v("3"), BindValue::Other])]
+            ),
+            None
+        );
+        // A `?` inside a string is not a placeholder.
+        assert_eq!(
+            kb("UPDATE t SET v = '?' WHERE id = ?", id, vec![v("6")]),
+            Some(vec!["6".into()])
+        );
+    }
+
+    #[test]
+    fn finds_returned_keys() {
+        let key = vec!["id".to_owned()];
+        let returned = |rows: Vec<Vec<Option<String>>>| Revealed {
+            binds: Some(vec![v("a")]),
+            returned: Some((vec!["id".into(), "v".into()], rows)),
+        };
+        let sql = r#"INSERT INTO "t" ("v") VALUES ($1) RETURNING "t"."id", "t"."v""#;
+        let got = written_keys_with(
+            sql,
+            &key,
+            &returned(vec![
+                vec![Some("41".into()), None],
+                vec![Some("40".into()), None],
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![Key::new(vec!["40".into()]), Key::new(vec!["41".into()])]
+        );
+        assert_eq!(
+            written_keys_with(sql, &key, &returned(vec![])),
+            Some(vec![])
+        );
+        // A key not returned (NULL, or not among the columns): not from the rows.
+        assert_eq!(
+            written_keys_with(sql, &key, &returned(vec![vec![None, None]])),
+            None
+        );
+        let other = Revealed {
+            binds: None,
+            returned: Some((vec!["v".into()], vec![vec![Some("x".into())]])),
+        };
+        assert_eq!(written_keys_with(sql, &key, &other), None);
     }
 
     #[test]

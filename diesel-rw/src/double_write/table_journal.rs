@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::journal::{Journal, JournalEntry};
-use super::statement_keys::{written_keys, written_table};
+use super::statement_keys::{written_keys_with, written_table};
 use crate::error::{Error, Result};
 use crate::migrate::journal::{self as store, JournalRow};
 use crate::migrate::{MigrateConnection, TableSpec};
@@ -83,7 +83,8 @@ enum Job {
 /// `AsyncDoubleWrite`: there `record` blocks the task's
 /// thread while the entry is written (one round trip; at most the timeout).
 ///
-/// Each entry row names the table the statement wrote and, when the statement spells them out,
+/// Each entry row names the table the statement wrote and, when the statement reveals them (as
+/// literals, bind values of a statement built with diesel's DSL, or the rows a write returned),
 /// the primary keys of its rows ([`statement_keys`](crate::double_write::statement_keys) says exactly what
 /// is and is not extracted); the key columns are read from the journal database's catalog
 /// (the source's, by default) or given with [`TableJournalBuilder::key`].
@@ -490,7 +491,7 @@ impl<C: MigrateConnection> Worker<C> {
                 match known {
                     Some((catalog, key)) => (
                         Some(catalog.unwrap_or_else(|| t.clone())),
-                        written_keys(&entry.sql, &key),
+                        written_keys_with(&entry.sql, &key, &entry.revealed),
                     ),
                     None => (Some(t.clone()), None),
                 }

@@ -45,6 +45,8 @@ pub(crate) struct TxState {
 struct TxWrite {
     depth: u32,
     sql: String,
+    /// Its binds and returned rows, for the journal's keys.
+    revealed: super::revealed::Revealed,
 }
 
 /// The second side's part of a transaction.
@@ -93,8 +95,17 @@ impl TxState {
         self.wrote = true;
     }
 
-    pub(crate) fn record_write(&mut self, depth: u32, sql: String) {
-        self.writes.push(TxWrite { depth, sql });
+    pub(crate) fn record_write(
+        &mut self,
+        depth: u32,
+        sql: String,
+        revealed: super::revealed::Revealed,
+    ) {
+        self.writes.push(TxWrite {
+            depth,
+            sql,
+            revealed,
+        });
     }
 
     /// Marks the second side failed at `depth` (the earliest failure is kept).
@@ -173,7 +184,7 @@ impl TxState {
                 true,
                 EntryKind::PartialCommit,
                 second,
-                write.sql.clone(),
+                (write.sql.clone(), write.revealed.clone()),
                 error.clone(),
             );
             record(ctx, entry);
