@@ -12,6 +12,11 @@
 //! GET  /notes                         200 {"notes": [...], "served_by": ...} (newest 50)
 //! ```
 //!
+//! With DIESEL_RW_ADMIN_TOKEN set, the service also mounts the admin endpoint of the online
+//! migration `axum_notes_move` (table `axum_notes`, destination DIESEL_RW_PG_DEST_URL) at
+//! `/admin/migration` ([`with_admin`]): `GET /admin/migration/status`, `POST .../advance`,
+//! `.../retreat`, `.../verify`, each with `Authorization: Bearer <token>` (401 without it).
+//!
 //! `served_by` is `{"node": "primary" | "replica[0]", "reason": ..., "server_port": ...}`: the
 //! route diesel-rw took (`conn.last_route()`) and the port of the server that ran the statement,
 //! which that server reports itself (`inet_server_port()`, selected with the rows).
@@ -268,6 +273,24 @@ pub fn app(pool: Pool) -> Router {
         .with_state(pool)
 }
 
+/// `app` with the admin endpoint of the migration `migration` (table `axum_notes`, from the
+/// primary at `source` to `destination`) mounted at `/admin/migration`, guarded by `token`.
+pub fn with_admin(
+    app: Router,
+    source: &str,
+    destination: &str,
+    migration: &str,
+    token: &str,
+) -> Result<Router, diesel_rw::Error> {
+    use diesel_rw::migrate::control::{admin::AdminRouter, Fleet};
+    let admin =
+        AdminRouter::<diesel::PgConnection>::builder(source, destination, Fleet::new(migration))
+            .tables(["axum_notes"])
+            .token(token)
+            .build()?;
+    Ok(app.nest("/admin/migration", admin))
+}
+
 async fn create_note(mut notes: Notes, Json(new): Json<NewNote>) -> Result<Response, ApiError> {
     let created = notes.create_note(&new.body).await?;
     let token = notes.write_token().await;
@@ -368,6 +391,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let port: u16 = env_or("DIESEL_RW_AXUM_PORT", "0").parse()?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app(pool)).await?;
+    let mut service = app(pool);
+    if let Ok(token) = std::env::var("DIESEL_RW_ADMIN_TOKEN") {
+        let source = env_or(
+            "DIESEL_RW_PG_PRIMARY_URL",
+            "postgres://diesel_rw:diesel_rw_pw@127.0.0.1:55432/diesel_rw",
+        );
+        let destination = env_or(
+            "DIESEL_RW_PG_DEST_URL",
+            "postgres://diesel_rw:diesel_rw_pw@127.0.0.1:55434/diesel_rw",
+        );
+        service = with_admin(service, &source, &destination, "axum_notes_move", &token)?;
+        println!("admin endpoint of migration axum_notes_move at /admin/migration");
+    }
+    axum::serve(listener, service).await?;
     Ok(())
 }

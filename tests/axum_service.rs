@@ -24,12 +24,14 @@ struct Service {
 
 impl Service {
     async fn start(pool: axum_service::Pool) -> Service {
+        Service::serve(axum_service::app(pool)).await
+    }
+
+    async fn serve(app: axum::Router) -> Service {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let task = tokio::spawn(async move {
-            axum::serve(listener, axum_service::app(pool))
-                .await
-                .unwrap();
+            axum::serve(listener, app).await.unwrap();
         });
         Service { base, task }
     }
@@ -197,4 +199,150 @@ async fn axum_service_reads_your_writes_and_lists_on_replica() {
 
     // No connection was left checked out.
     assert!(pool.status().all_idle());
+}
+
+/// The admin endpoint mounted by the example: requests without the token, or with another one,
+/// get 401 and change nothing; with it, status, a step refused by a gate (409), a verify
+/// (recorded) and a forced step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_endpoint_answers_only_with_the_token() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    use diesel_rw::double_write::Pattern;
+    use diesel_rw::migrate::control::Fleet;
+
+    let Some(bed) = pg::bed("the_admin_endpoint_answers_only_with_the_token") else {
+        return;
+    };
+    let dest = pg::dest_url();
+    let migration = "axum_admin_move";
+    // A fresh migration, and the table on both sides.
+    let mut src = diesel::PgConnection::establish(&bed.primary).unwrap();
+    let fleet = Fleet::new(migration);
+    fleet.init(&mut src, Pattern::SrcOnly).unwrap();
+    src.batch_execute(&format!(
+        "DELETE FROM diesel_rw_control WHERE migration = '{migration}'; \
+         DELETE FROM diesel_rw_control_log WHERE migration = '{migration}'"
+    ))
+    .unwrap();
+    fleet.init(&mut src, Pattern::SrcOnly).unwrap();
+    let pool = axum_service::pool(&bed.primary, &bed.replica).unwrap();
+    axum_service::create_schema(&pool).await.unwrap();
+    diesel::PgConnection::establish(&dest)
+        .unwrap()
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS axum_notes (id SERIAL PRIMARY KEY, body TEXT NOT NULL)",
+        )
+        .unwrap();
+    // No token: the router is not built.
+    let e = diesel_rw::migrate::control::admin::AdminRouter::<diesel::PgConnection>::builder(
+        bed.primary.as_str(),
+        dest.as_str(),
+        Fleet::new(migration),
+    )
+    .tables(["axum_notes"])
+    .build()
+    .unwrap_err();
+    assert!(e.to_string().contains("authentication token"), "{e}");
+
+    let token = "s3cret-admin-token-for-the-test";
+    let app = axum_service::with_admin(
+        axum_service::app(pool),
+        &bed.primary,
+        &dest,
+        migration,
+        token,
+    )
+    .unwrap();
+    let service = Service::serve(app).await;
+    let client = reqwest::Client::new();
+    let url = |p: &str| service.url(&format!("/admin/migration{p}"));
+    // Without the token, and with a wrong one (also one that shares its prefix): 401, and a
+    // step asked that way changes nothing.
+    for auth in [
+        None,
+        Some("Bearer wrong"),
+        Some("Bearer s3cret-admin-token-for-the-tes"),
+        Some(token),
+    ] {
+        let mut req = client.post(url("/advance"));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+        let r = client.get(url("/status")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(fleet.phase(&mut src).unwrap().epoch, 1, "nothing changed");
+    let bearer = format!("Bearer {token}");
+    // With it: the status.
+    let r = client
+        .get(url("/status"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let st: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (st["phase"].as_str(), st["epoch"].as_i64()),
+        (Some("src_only"), Some(1)),
+        "{st}"
+    );
+    // A step: to src_first (the destination has the table).
+    let r = client
+        .post(url("/advance"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let j: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(j["to"], "src_first", "{j}");
+    // The next is refused by a gate (no backfill).
+    let r = client
+        .post(url("/advance"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let j: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(j["error"], "gate_refused", "{j}");
+    assert!(j["message"].as_str().unwrap().contains("backfill"), "{j}");
+    // A verify, recorded; then a forced step with its reason, recorded.
+    let r = client
+        .post(url("/verify"))
+        .header("authorization", &bearer)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let j: serde_json::Value = r.json().await.unwrap();
+    assert!(j["verify"][0]["rows_compared"].is_u64(), "{j}");
+    let r = client
+        .post(url("/advance"))
+        .header("authorization", &bearer)
+        .json(&serde_json::json!({"force": true, "reason": "admin test", "by": "test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let phase = fleet.phase(&mut src).unwrap();
+    assert_eq!(phase.pattern, Pattern::DstFirst);
+    assert!(
+        phase.forced && phase.reason.contains("admin test") && phase.changed_by == "test",
+        "{phase:?}"
+    );
+    // And back.
+    let r = client
+        .post(url("/retreat"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(fleet.phase(&mut src).unwrap().pattern, Pattern::SrcFirst);
 }

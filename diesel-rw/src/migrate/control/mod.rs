@@ -70,6 +70,9 @@
 //! # #[cfg(not(feature = "sqlite"))] fn main() {}
 //! ```
 
+#[cfg(feature = "admin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
+pub mod admin;
 mod fleet;
 mod gates;
 mod instance;
