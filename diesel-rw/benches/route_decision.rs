@@ -7,6 +7,10 @@
 //! static `QueryId`), the decision (transaction, write, sticky, policy), the replica pick
 //! (round-robin atomic), the held-connection check, the per-node counter and the tracing check.
 //!
+//! `rw/read_to_replica_with_writing_functions` and `rw/read_calling_a_function_with_writing_functions`
+//! route through a pool that knows functions that write (`writing_functions`, as one that learned
+//! its catalog): the cached classification then checks the calls a query makes against the set.
+//!
 //! A second group reads by primary key (`get_result`) on SQLite in memory, where the statement
 //! really runs, on a held connection: the difference next to the cost of a real (fast) query.
 
@@ -91,7 +95,44 @@ fn null_backend(c: &mut Criterion) {
             read(conn, next_id(&mut i))
         })
     });
+
+    // A pool that knows functions that write (as one that learned its catalog does): a read
+    // that calls no function pays one more branch; one that calls a function outside the set,
+    // a look-up in the set.
+    let pool = diesel_rw::RwPool::<NullConnection>::builder()
+        .primary("null-primary")
+        .replica("null-replica")
+        .writing_functions(["audit_log", "app.bump"])
+        .build()
+        .unwrap();
+    let mut rw = pool.get().unwrap();
+    read(&mut rw, 1);
+    assert_eq!(rw.last_route().unwrap().node, Node::Replica(0));
+    g.bench_function("rw/read_to_replica_with_writing_functions", |b| {
+        b.iter(|| read(&mut rw, next_id(&mut i)))
+    });
+    let calls = |conn: &mut RwConnection<NullConnection>, id: i32| {
+        diesel::select(lower(id.to_string())).execute(conn).unwrap()
+    };
+    calls(&mut rw, 1);
+    assert_eq!(rw.last_route().unwrap().node, Node::Replica(0));
+    g.bench_function("rw/read_calling_a_function_with_writing_functions", |b| {
+        b.iter(|| calls(&mut rw, next_id(&mut i)))
+    });
+    diesel::select(audit_log("x".to_owned()))
+        .execute(&mut rw)
+        .unwrap();
+    assert_eq!(rw.last_route().unwrap().reason, Reason::Write);
     g.finish();
+}
+
+diesel::define_sql_function! {
+    /// A function the pool does not know to write.
+    fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+diesel::define_sql_function! {
+    /// A function the pool's builder names as one that writes.
+    fn audit_log(x: diesel::sql_types::Text) -> diesel::sql_types::Integer;
 }
 
 fn sqlite_memory(c: &mut Criterion) {

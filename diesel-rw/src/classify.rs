@@ -105,11 +105,11 @@
 //! queries in a per-thread map from that id, so the SQL is rendered and lexed once per thread and
 //! query type, and a later call is a thread-local hash lookup without allocation. A program has
 //! finitely many query types, so the map stays small. There is one map per dialect: the same
-//! query type may render to a read on one backend and a write on another. With a query's kind the
-//! map keeps the calls its SQL makes of functions outside [`WRITE_FUNCTIONS`] (none, for most
-//! queries): a pool checks a cached read's calls against its [`WritingFunctions`] as they are at
-//! that moment, so the cache stays right when the pool learns its catalog again, and costs one
-//! more branch for a query that calls nothing. Queries without a static id
+//! query type may render to a read on one backend and a write on another. The kind of a read
+//! says whether its SQL calls functions outside [`WRITE_FUNCTIONS`] (most queries call none);
+//! a second map keeps those calls, and a pool checks a cached read's calls against its
+//! [`WritingFunctions`] as they are at that moment, so the cache stays right when the pool
+//! learns its catalog again. A query that calls nothing costs what it did before. Queries without a static id
 //! (`sql_query`, boxed queries, `IN` lists of run-time length) are rendered and classified on every
 //! call.
 //!
@@ -144,8 +144,10 @@ use crate::functions::{Call, WritingFunctions};
 /// write ([`WritingFunctions`]), or a recorder of the calls.
 type Matcher<'a> = &'a dyn Fn(Option<&str>, &str) -> bool;
 
-/// Static query id -> kind (and function calls).
+/// Static query id -> kind.
 type KindMap = HashMap<TypeId, Cached, BuildHasherDefault<TypeIdHasher>>;
+/// Static query id -> the calls its SQL makes of functions outside [`WRITE_FUNCTIONS`].
+type CallMap = HashMap<TypeId, Box<[Call]>, BuildHasherDefault<TypeIdHasher>>;
 
 /// Whether a statement may run on a read replica.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -489,6 +491,23 @@ where
     DB: RwBackend,
     T: QueryFragment<DB> + QueryId + ?Sized,
 {
+    if let Some(id) = T::query_id() {
+        if let Some(kind) = cached(DB::DIALECT, id, functions) {
+            return kind;
+        }
+    }
+    classify_query_uncached::<DB, T>(source, functions)
+}
+
+/// [`classify_query_in`] off its cache: renders the query and classifies it, and caches the
+/// answer if the query has a static id. Not inlined, so that the cache hit stays small where
+/// the connections inline it.
+#[inline(never)]
+fn classify_query_uncached<DB, T>(source: &T, functions: Option<&WritingFunctions>) -> StatementKind
+where
+    DB: RwBackend,
+    T: QueryFragment<DB> + QueryId + ?Sized,
+{
     let dialect = DB::DIALECT;
     let Some(id) = T::query_id() else {
         return match (render::<DB, T>(source), functions) {
@@ -497,9 +516,6 @@ where
             (None, _) => StatementKind::Write,
         };
     };
-    if let Some(kind) = cached(dialect, id, functions) {
-        return kind;
-    }
     let Some(sql) = render::<DB, T>(source) else {
         return StatementKind::Write;
     };
@@ -514,40 +530,47 @@ where
         false
     };
     let kind = classify_text(&sql, dialect, Some(&record));
-    let entry = Cached {
-        kind,
-        calls: calls.into_inner().into_boxed_slice(),
+    let calls = calls.into_inner();
+    let entry = match kind {
+        StatementKind::Write => Cached::Write,
+        StatementKind::Read if calls.is_empty() => Cached::Read,
+        StatementKind::Read => Cached::ReadCalling,
     };
-    let kind = entry.kind_with(functions);
-    // `try_with`: during thread teardown the map may be gone; then just don't cache.
+    let answer = match functions {
+        Some(functions) if functions.calls_any(&calls) => StatementKind::Write,
+        _ => kind,
+    };
+    // `try_with`: during thread teardown the maps may be gone; then just don't cache.
+    if entry == Cached::ReadCalling {
+        let stored = CALLS.try_with(|maps| match maps.try_borrow_mut() {
+            Ok(mut maps) => {
+                maps[dialect.index()].insert(id, calls.into_boxed_slice());
+                true
+            }
+            Err(_) => false,
+        });
+        if stored != Ok(true) {
+            return answer;
+        }
+    }
     let _ = KINDS.try_with(|kinds| {
         if let Ok(mut kinds) = kinds.try_borrow_mut() {
             kinds[dialect.index()].insert(id, entry);
         }
     });
-    kind
+    answer
 }
 
-/// What [`classify_query`] keeps of a query type.
-#[derive(Debug)]
-struct Cached {
-    /// Its kind, without the application's functions.
-    kind: StatementKind,
-    /// The calls of functions outside [`WRITE_FUNCTIONS`] it makes, if it is a read.
-    calls: Box<[Call]>,
-}
-
-impl Cached {
-    /// The kind, given the application's functions that write.
-    #[inline]
-    fn kind_with(&self, functions: Option<&WritingFunctions>) -> StatementKind {
-        match functions {
-            Some(functions) if self.kind.is_read() && functions.calls_any(&self.calls) => {
-                StatementKind::Write
-            }
-            _ => self.kind,
-        }
-    }
+/// What [`classify_query`] keeps of a query type: one byte, so that the hit of the hot path
+/// costs what it did before the functions (a query's calls are kept apart, in `CALLS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cached {
+    /// A read that calls no function outside [`WRITE_FUNCTIONS`].
+    Read,
+    /// A write.
+    Write,
+    /// A read, unless one of the functions it calls (in `CALLS`) writes.
+    ReadCalling,
 }
 
 /// The cached kind of the query with static id `id` under `dialect`, if this thread has
@@ -558,16 +581,35 @@ fn cached(
     id: TypeId,
     functions: Option<&WritingFunctions>,
 ) -> Option<StatementKind> {
-    KINDS
-        .try_with(|kinds| {
-            Some(
-                kinds.try_borrow().ok()?[dialect.index()]
-                    .get(&id)?
-                    .kind_with(functions),
-            )
-        })
+    let entry = KINDS
+        .try_with(|kinds| kinds.try_borrow().ok()?[dialect.index()].get(&id).copied())
         .ok()
-        .flatten()
+        .flatten()?;
+    Some(match entry {
+        Cached::Read => StatementKind::Read,
+        Cached::Write => StatementKind::Write,
+        Cached::ReadCalling => match functions {
+            Some(functions) if !functions.is_empty() => calls_write(dialect, id, functions),
+            _ => StatementKind::Read,
+        },
+    })
+}
+
+/// Whether the cached calls of the query with static id `id` make it a write.
+#[inline(never)]
+fn calls_write(dialect: SqlDialect, id: TypeId, functions: &WritingFunctions) -> StatementKind {
+    let writes = CALLS.try_with(|maps| {
+        maps.try_borrow().ok().and_then(|maps| {
+            maps[dialect.index()]
+                .get(&id)
+                .map(|c| functions.calls_any(c))
+        })
+    });
+    match writes {
+        Ok(Some(false)) => StatementKind::Read,
+        // Unknown (thread teardown, a borrow in progress): the safe answer.
+        _ => StatementKind::Write,
+    }
 }
 
 /// Renders `source` to SQL; `None` if rendering failed.
@@ -587,6 +629,9 @@ thread_local! {
     /// Per-thread cache of [`classify_query`], one map per [`SqlDialect`] (the same query type
     /// may be a read on one backend and a write on another): static query id -> kind.
     static KINDS: RefCell<[KindMap; 4]> = RefCell::new(Default::default());
+    /// The calls of the cached reads that call functions outside [`WRITE_FUNCTIONS`]
+    /// ([`Cached::ReadCalling`]), per dialect: static query id -> calls.
+    static CALLS: RefCell<[CallMap; 4]> = RefCell::new(Default::default());
 }
 
 /// A [`Hasher`] for [`TypeId`] keys: a `TypeId` is already a hash of its type, and hashes itself
