@@ -31,6 +31,30 @@ mod ddl {
         conn
     }
 
+    /// The double write's destination: the database diesel_rw_dst on the same server.
+    pub fn destination() -> String {
+        super::common::env_or(
+            "DIESEL_RW_MYSQL_DEST_URL",
+            "mysql://diesel_rw:diesel_rw_pw@127.0.0.1:33306/diesel_rw_dst",
+        )
+    }
+
+    /// The admin, in the destination's database.
+    pub fn destination_admin() -> MysqlConnection {
+        let mut conn = admin();
+        let database = destination();
+        let database = database
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .split('?')
+            .next()
+            .unwrap();
+        use diesel::connection::SimpleConnection;
+        conn.batch_execute(&format!("USE {database}")).unwrap();
+        conn
+    }
+
     /// The test database (the primary URL's path).
     fn database() -> String {
         let url = super::common::mysql::primary_url();

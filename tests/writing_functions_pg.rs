@@ -22,6 +22,15 @@ mod ddl {
         PgConnection::establish(&super::common::pg::primary_url()).unwrap()
     }
 
+    /// The double write's destination (55434).
+    pub fn destination() -> String {
+        super::common::pg::dest_url()
+    }
+
+    pub fn destination_admin() -> PgConnection {
+        PgConnection::establish(&destination()).unwrap()
+    }
+
     fn writer(name: &str) -> String {
         format!(
             "CREATE OR REPLACE FUNCTION {name}(t text) RETURNS int LANGUAGE plpgsql VOLATILE AS \

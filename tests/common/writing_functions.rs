@@ -232,6 +232,49 @@ macro_rules! writing_functions_suite {
             assert_eq!(logged(&bed, &t).len(), 2);
         }
 
+        #[test]
+        fn a_named_function_is_double_written() {
+            use diesel_rw::{DoubleWrite, Pattern};
+            let Some(bed) = bed("wf_double") else { return };
+            for sql in ddl::create() {
+                ddl::destination_admin()
+                    .batch_execute(&sql)
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+            let destination = ddl::destination();
+            let on = |url: &str, tag: &str| -> usize {
+                diesel::sql_query(format!("SELECT node FROM wf_log WHERE tag = '{tag}'"))
+                    .load::<NodeRow>(&mut backend::direct(url))
+                    .unwrap()
+                    .len()
+            };
+            for named in [false, true] {
+                let mut builder = DoubleWrite::<Conn>::builder()
+                    .source(&bed.primary)
+                    .destination(&destination)
+                    .pattern(Pattern::SrcFirst);
+                if named {
+                    builder = builder.writing_functions(["wf_write"]);
+                }
+                let pool = builder.build().unwrap();
+                let mut conn = pool.get().unwrap();
+                let t = tag(&bed, &format!("double-{named}"));
+                let v: i32 = diesel::select(wf_write(&t)).get_result(&mut conn).unwrap();
+                assert_eq!(v, 1);
+                let served: Served = diesel::sql_query(served_sql(&format!("wf_write('{t}')")))
+                    .get_result(&mut conn)
+                    .unwrap();
+                assert_eq!(served.v, 1);
+                assert_eq!(on(&bed.primary, &t), 2, "the source ran both calls");
+                // Unnamed: a read, run on the reading side only; named: a write, on both.
+                assert_eq!(
+                    on(&destination, &t),
+                    if named { 2 } else { 0 },
+                    "named={named}"
+                );
+            }
+        }
+
         #[cfg(feature = "async")]
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn an_async_pool_learns_its_catalog_at_its_first_connection() {
