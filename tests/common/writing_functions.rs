@@ -233,6 +233,54 @@ macro_rules! writing_functions_suite {
         }
 
         #[test]
+        fn a_primary_that_refuses_or_hangs_delays_the_first_connection_at_most_its_timeout() {
+            let Some(bed) = bed("wf_down") else { return };
+            let hung = common::Flaky::proxied(&bed.primary);
+            hung.hang();
+            let mut pools = Vec::new();
+            for primary in [backend::unreachable_url(&bed), hung.url.clone()] {
+                let pool = RwPool::<Conn>::builder()
+                    .primary(&primary)
+                    .replica(&bed.replica)
+                    .replica_timeout(Duration::from_secs(10))
+                    .connection_timeout(Duration::from_secs(1))
+                    .build()
+                    .unwrap();
+                let start = std::time::Instant::now();
+                let mut conn = pool.get().unwrap();
+                let waited = start.elapsed();
+                assert!(
+                    waited < Duration::from_secs(3),
+                    "{primary}: get waited {waited:?}"
+                );
+                assert!(!pool.writing_functions().contains("wf_write"));
+                // Later connections do not wait again; reads still go to the replica.
+                let start = std::time::Instant::now();
+                let mut again = pool.get().unwrap();
+                assert!(start.elapsed() < Duration::from_millis(500));
+                let served: Served = diesel::sql_query(served_sql("wf_read(1)"))
+                    .get_result(&mut conn)
+                    .unwrap();
+                assert_eq!(served.node, bed.replica_id);
+                let v: i32 = diesel::select(wf_read(2)).get_result(&mut again).unwrap();
+                assert_eq!(v, 3);
+                pools.push(pool);
+            }
+            // The primary answers again: the learning under way ends (and its thread with it,
+            // before the process exits), and the next connections see the catalog.
+            hung.resume();
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while !pools[1].writing_functions().contains("wf_write") {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "not learned after the primary resumed"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+                let _ = pools[1].get();
+            }
+        }
+
+        #[test]
         fn a_named_function_is_double_written() {
             use diesel_rw::{DoubleWrite, Pattern};
             let Some(bed) = bed("wf_double") else { return };
