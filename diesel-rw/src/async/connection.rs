@@ -676,6 +676,12 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
         }
     }
 
+    /// The primary connection, if this connection holds one.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn held_primary(&mut self) -> Option<&mut C> {
+        self.primary.as_deref_mut()
+    }
+
     /// The held connection of a node. Panics if it is not held: route or `ensure` first.
     pub(crate) fn node_conn(&mut self, node: Node) -> &mut C {
         match node {

@@ -62,6 +62,8 @@ mod connection;
 mod future;
 mod monitor;
 mod node;
+#[cfg(feature = "postgres")]
+mod pg;
 mod pool;
 mod router;
 mod stream;

@@ -13,7 +13,7 @@ use crate::backend::CommitStatusQueries;
 use super::async_connection::{AsyncDoubleWritable, AsyncDoubleWriteConnection, BoxFuture, SideOp};
 use super::core::DwCore;
 use super::pattern::Side;
-use super::transaction::{begin, commit, copy_status, rollback, TxOp, TxSides};
+use super::transaction::{begin, commit, copy_status, rollback, BeginHook, TxOp, TxSides};
 
 /// The transaction manager of [`AsyncDoubleWriteConnection`]: the outermost `BEGIN` reads the
 /// pattern and keeps it for the whole transaction; it begins on the first side, then on the
@@ -59,8 +59,8 @@ impl<C: AsyncDoubleWritable> SideOp<C> for Step {
         match &self.0 {
             TxOp::Begin(true) => Box::pin(conn.begin_test_transaction()),
             TxOp::Begin(false) => Box::pin(Inner::<C>::begin_transaction(conn)),
-            // Made by the sync connection only.
-            TxOp::BeginWith(_) => {
+            TxOp::BeginWith(BeginHook::Async(hook)) => hook(conn),
+            TxOp::BeginWith(BeginHook::Sync(_)) => {
                 Box::pin(std::future::ready(Err(super::transaction::wrong_hook())))
             }
             TxOp::Commit => Box::pin(Inner::<C>::commit_transaction(conn)),

@@ -164,3 +164,49 @@ where
         self
     }
 }
+
+#[cfg(feature = "async")]
+mod asynchronous {
+    use std::any::Any;
+    use std::sync::Arc;
+
+    use diesel::result::QueryResult;
+
+    use super::super::async_connection::{AsyncDoubleWritable, AsyncDoubleWriteConnection};
+    use super::super::transaction::{begin_with, wrong_hook, BeginHook};
+    use crate::pg::{AsyncBuildPgTransaction, AsyncPgTransactionBuilder, PgTransactionSettings};
+
+    impl<C> AsyncBuildPgTransaction for AsyncDoubleWriteConnection<C>
+    where
+        C: AsyncBuildPgTransaction + AsyncDoubleWritable,
+    {
+        /// As the sync [`DoubleWriteConnection`](crate::DoubleWriteConnection)'s: `READ ONLY`
+        /// on the read side alone, any other on both sides with the same settings.
+        fn begin_pg_transaction(
+            &mut self,
+            settings: PgTransactionSettings,
+        ) -> impl std::future::Future<Output = QueryResult<()>> + Send {
+            let hook = BeginHook::Async(Arc::new(move |conn: &mut (dyn Any + Send)| {
+                match conn.downcast_mut::<C>() {
+                    Some(conn) => Box::pin(conn.begin_pg_transaction(settings)),
+                    None => Box::pin(std::future::ready(Err(wrong_hook()))),
+                }
+            }));
+            begin_with(self, hook, settings.is_read_only())
+        }
+    }
+
+    impl<C> AsyncDoubleWriteConnection<C>
+    where
+        C: AsyncBuildPgTransaction + AsyncDoubleWritable,
+    {
+        /// Builds a transaction with an isolation level, a read mode and `DEFERRABLE`, as
+        /// `AsyncPgConnection::build_transaction` does, run as the sync
+        /// [`DoubleWriteConnection::build_transaction`](crate::DoubleWriteConnection::build_transaction)
+        /// runs it: `read_only()` on the side the pattern reads from alone, any other on both
+        /// sides with the same settings, first side first.
+        pub fn build_transaction(&mut self) -> AsyncPgTransactionBuilder<'_, Self> {
+            AsyncPgTransactionBuilder::new(self)
+        }
+    }
+}

@@ -383,11 +383,25 @@ pub(crate) enum BeginHook {
     /// For [`DoubleWriteConnection`].
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     Sync(SyncBegin),
+    /// For the async double-write connection.
+    #[cfg(feature = "async")]
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Async(AsyncBegin),
 }
 
 /// A sync [`BeginHook`].
 pub(crate) type SyncBegin =
     std::sync::Arc<dyn Fn(&mut dyn std::any::Any) -> QueryResult<()> + Send + Sync>;
+
+/// An async [`BeginHook`].
+#[cfg(feature = "async")]
+pub(crate) type AsyncBegin = std::sync::Arc<
+    dyn for<'a> Fn(
+            &'a mut (dyn std::any::Any + Send),
+        ) -> std::pin::Pin<Box<dyn Future<Output = QueryResult<()>> + Send + 'a>>
+        + Send
+        + Sync,
+>;
 
 impl std::fmt::Debug for BeginHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -771,6 +785,8 @@ where
             TxOp::Begin(true) => c.begin_test_transaction(),
             TxOp::Begin(false) => C::TransactionManager::begin_transaction(c),
             TxOp::BeginWith(BeginHook::Sync(hook)) => hook(c),
+            #[cfg(feature = "async")]
+            TxOp::BeginWith(BeginHook::Async(_)) => Err(wrong_hook()),
             TxOp::Commit => C::TransactionManager::commit_transaction(c),
             TxOp::Rollback => C::TransactionManager::rollback_transaction(c),
         }))

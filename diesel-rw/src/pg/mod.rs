@@ -16,11 +16,15 @@
 //! The sections: [`transaction`] (isolation levels, read modes, `DEFERRABLE`), [`copy`]
 //! (`COPY FROM` and `COPY TO`), [`metadata`] (custom types), [`notify`] (`LISTEN`/`NOTIFY`).
 
+#[cfg(feature = "async")]
+pub mod async_transaction;
 pub mod copy;
 pub mod metadata;
 pub mod notify;
 pub mod transaction;
 
+#[cfg(feature = "async")]
+pub use async_transaction::{AsyncBuildPgTransaction, AsyncPgTransactionBuilder};
 pub use copy::CopyToConnection;
 pub use transaction::{
     BuildPgTransaction, IsolationLevel, PgTransactionBuilder, PgTransactionSettings, ReadMode,

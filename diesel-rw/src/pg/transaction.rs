@@ -220,7 +220,69 @@ impl<C> fmt::Debug for PgTransactionBuilder<'_, C> {
     }
 }
 
-impl<'a, C: BuildPgTransaction> PgTransactionBuilder<'a, C> {
+/// The setters both builders share: diesel's, one per clause.
+macro_rules! settings_methods {
+    () => {
+        /// `READ ONLY`: the server refuses writes; on a routing connection the transaction runs on
+        /// a replica (unless it is also `SERIALIZABLE`).
+        pub fn read_only(mut self) -> Self {
+            self.settings.read_mode = Some(ReadMode::ReadOnly);
+            self
+        }
+
+        /// `READ WRITE`.
+        pub fn read_write(mut self) -> Self {
+            self.settings.read_mode = Some(ReadMode::ReadWrite);
+            self
+        }
+
+        /// `DEFERRABLE` (effective for a `SERIALIZABLE READ ONLY` transaction: it waits for a
+        /// snapshot that cannot fail).
+        pub fn deferrable(mut self) -> Self {
+            self.settings.deferrable = Some(true);
+            self
+        }
+
+        /// `NOT DEFERRABLE`.
+        pub fn not_deferrable(mut self) -> Self {
+            self.settings.deferrable = Some(false);
+            self
+        }
+
+        /// `ISOLATION LEVEL READ COMMITTED`.
+        pub fn read_committed(mut self) -> Self {
+            self.settings.isolation = Some(IsolationLevel::ReadCommitted);
+            self
+        }
+
+        /// `ISOLATION LEVEL REPEATABLE READ`.
+        pub fn repeatable_read(mut self) -> Self {
+            self.settings.isolation = Some(IsolationLevel::RepeatableRead);
+            self
+        }
+
+        /// `ISOLATION LEVEL SERIALIZABLE`.
+        pub fn serializable(mut self) -> Self {
+            self.settings.isolation = Some(IsolationLevel::Serializable);
+            self
+        }
+
+        /// The settings so far.
+        pub fn settings(&self) -> PgTransactionSettings {
+            self.settings
+        }
+
+        /// The `BEGIN TRANSACTION ...` statement `run` sends (diesel's text for the same settings).
+        pub fn sql(&self) -> String {
+            self.settings.sql()
+        }
+    };
+}
+
+#[cfg(feature = "async")]
+pub(crate) use settings_methods;
+
+impl<'a, C> PgTransactionBuilder<'a, C> {
     pub(crate) fn new(connection: &'a mut C) -> Self {
         PgTransactionBuilder {
             connection,
@@ -228,60 +290,10 @@ impl<'a, C: BuildPgTransaction> PgTransactionBuilder<'a, C> {
         }
     }
 
-    /// `READ ONLY`: the server refuses writes; on a routing connection the transaction runs on
-    /// a replica (unless it is also `SERIALIZABLE`).
-    pub fn read_only(mut self) -> Self {
-        self.settings.read_mode = Some(ReadMode::ReadOnly);
-        self
-    }
+    settings_methods!();
+}
 
-    /// `READ WRITE`.
-    pub fn read_write(mut self) -> Self {
-        self.settings.read_mode = Some(ReadMode::ReadWrite);
-        self
-    }
-
-    /// `DEFERRABLE` (effective for a `SERIALIZABLE READ ONLY` transaction: it waits for a
-    /// snapshot that cannot fail).
-    pub fn deferrable(mut self) -> Self {
-        self.settings.deferrable = Some(true);
-        self
-    }
-
-    /// `NOT DEFERRABLE`.
-    pub fn not_deferrable(mut self) -> Self {
-        self.settings.deferrable = Some(false);
-        self
-    }
-
-    /// `ISOLATION LEVEL READ COMMITTED`.
-    pub fn read_committed(mut self) -> Self {
-        self.settings.isolation = Some(IsolationLevel::ReadCommitted);
-        self
-    }
-
-    /// `ISOLATION LEVEL REPEATABLE READ`.
-    pub fn repeatable_read(mut self) -> Self {
-        self.settings.isolation = Some(IsolationLevel::RepeatableRead);
-        self
-    }
-
-    /// `ISOLATION LEVEL SERIALIZABLE`.
-    pub fn serializable(mut self) -> Self {
-        self.settings.isolation = Some(IsolationLevel::Serializable);
-        self
-    }
-
-    /// The settings so far.
-    pub fn settings(&self) -> PgTransactionSettings {
-        self.settings
-    }
-
-    /// The `BEGIN TRANSACTION ...` statement `run` sends (diesel's text for the same settings).
-    pub fn sql(&self) -> String {
-        self.settings.sql()
-    }
-
+impl<C: BuildPgTransaction> PgTransactionBuilder<'_, C> {
     /// Begins the transaction, runs `f` in it, and commits if `f` returns `Ok`, or rolls back
     /// if it returns `Err` (returning `f`'s error, or the rollback's if that failed too), as
     /// diesel's builder does. Commit and rollback go through the connection's own transaction
