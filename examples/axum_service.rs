@@ -2,7 +2,7 @@
 //! annotated `#[master]` and `#[read_only]`, and every response says which node served it.
 //!
 //! On the PostgreSQL pair of the test bed: `scripts/db up`, then
-//! `cargo run --example axum_service --features async,postgres`. URLs come from
+//! `cargo run --example axum_service --features async,postgres,admin`. URLs come from
 //! DIESEL_RW_PG_PRIMARY_URL / DIESEL_RW_PG_REPLICA_URL (defaults: the test bed); it listens on
 //! 127.0.0.1, on DIESEL_RW_AXUM_PORT (default 0: any free port) and prints the address.
 //!
