@@ -442,17 +442,19 @@ impl<P> RwPoolBuilder<P> {
     /// catalog (PostgreSQL: `VOLATILE` functions; MySQL/MariaDB: functions that modify SQL data
     /// or do not say, see [`crate::functions`]). Default `true`. Learned when the pool hands
     /// out its first connection (which waits for it, at most
-    /// [`connection_timeout`](Self::connection_timeout)), then again every
-    /// [`writing_functions_refresh`](Self::writing_functions_refresh), on a connection of its
-    /// own, in the background: never per statement.
+    /// [`connection_timeout`](Self::connection_timeout)), then again, on a connection of its
+    /// own in the background, when it hands out a connection once
+    /// [`writing_functions_refresh`](Self::writing_functions_refresh) has passed: never per
+    /// statement.
     pub fn learn_writing_functions(mut self, learn: bool) -> Self {
         self.config.learn_writing_functions = learn;
         self
     }
 
-    /// How often the pool learns its functions that write again, in the background (a function
-    /// created since is a write from then on; call `refresh_writing_functions()` on the pool
-    /// to learn at once). `None`: learned once. Default 5 minutes.
+    /// How often the pool learns its functions that write again, in the background, started by
+    /// the first connection it hands out after the interval (a function created since is a
+    /// write from then on; call `refresh_writing_functions()` on the pool to learn at once).
+    /// `None`: learned once. Default 5 minutes.
     pub fn writing_functions_refresh(mut self, interval: Option<Duration>) -> Self {
         self.config.writing_functions_refresh = interval;
         self

@@ -14,10 +14,14 @@
 //!   `READS SQL DATA` are taken as the author's word that it reads).
 //!
 //! A pool learns its set when it hands out its first connection (which waits for that, at most
-//! the primary's checkout timeout), again in the background every
-//! [`writing_functions_refresh`](crate::RwPoolBuilder::writing_functions_refresh) interval, and
-//! on [`RwPool::refresh_writing_functions`](crate::RwPool::refresh_writing_functions): never per
-//! statement. The builder's [`writing_functions`](crate::RwPoolBuilder::writing_functions) adds
+//! the primary's checkout timeout), again in the background (a thread, or a tokio task for the
+//! async pool, with a connection of its own) when it hands out a connection once the
+//! [`writing_functions_refresh`](crate::RwPoolBuilder::writing_functions_refresh) interval has
+//! passed (5 s after a failed attempt), and on
+//! [`RwPool::refresh_writing_functions`](crate::RwPool::refresh_writing_functions): never per
+//! statement. Until the first learning ends (or when it fails) calls are classified with what
+//! the set holds, as [`classify_sql_in`](crate::classify_sql_in) does for the unnamed ones. A
+//! connection made by `RwConnection::establish`, without a pool, learns nothing. The builder's [`writing_functions`](crate::RwPoolBuilder::writing_functions) adds
 //! names of its own (functions the catalog does not tell, such as a `STABLE` function that calls
 //! a `VOLATILE` one, or any function on SQLite).
 //!
