@@ -237,8 +237,9 @@ fn main() {
     }
     let rows: u64 = env_or("DIESEL_RW_BENCH_ROWS", "1000000").parse().unwrap();
     setup(rows);
+    let rounds: usize = env_or("DIESEL_RW_BENCH_ROUNDS", "3").parse().unwrap();
     let mut results: Vec<(&str, Figures)> = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..rounds {
         for mode in ["server", "naive"] {
             let f = run_child(mode);
             eprintln!(
@@ -265,15 +266,38 @@ fn main() {
             .min_by_key(|f| f.elapsed_ms)
             .unwrap()
     };
+    let median = |mode: &str| {
+        let mut ms: Vec<u64> = results
+            .iter()
+            .filter(|(m, _)| *m == mode)
+            .map(|(_, f)| f.elapsed_ms)
+            .collect();
+        ms.sort_unstable();
+        ms[ms.len() / 2]
+    };
+    // Each round's ratio: the two ways ran back to back, under the same load.
+    let ratios: Vec<String> = results
+        .chunks(2)
+        .map(|p| {
+            format!(
+                "{:.1}",
+                p[1].1.elapsed_ms as f64 / p[0].1.elapsed_ms.max(1) as f64
+            )
+        })
+        .collect();
     let (s, n) = (best("server"), best("naive"));
     println!(
-        "verify_vs_naive ({rows} rows, best of 2): server-side checksums {} ms (peak RSS {:.1} MiB), \
-         naive {} ms (peak RSS {:.1} MiB): {:.1}x faster",
+        "verify_vs_naive ({rows} rows, {rounds} rounds): server-side checksums best {} ms, median {} ms \
+         (peak RSS {:.1} MiB); naive best {} ms, median {} ms (peak RSS {:.1} MiB); \
+         median ratio {:.1}x, per round {}",
         s.elapsed_ms,
+        median("server"),
         s.peak_rss_kib as f64 / 1024.0,
         n.elapsed_ms,
+        median("naive"),
         n.peak_rss_kib as f64 / 1024.0,
-        n.elapsed_ms as f64 / s.elapsed_ms.max(1) as f64
+        median("naive") as f64 / median("server").max(1) as f64,
+        ratios.join(", ")
     );
     let _ = (s.rows, n.rows);
 }

@@ -13,6 +13,43 @@
 //! - [`Verify`](verify::Verify) and [`Repair`](repair::Repair): prove the two sides equal,
 //!   converge them; [`verify_runs`]: the record of verify runs ("the last clean run").
 //! - [`journal`]: the durable journal's table.
+//! - **From async code**: the toolkit is blocking (sync diesel connections; a backfill or a
+//!   verification runs for minutes). Run it on tokio's blocking pool with connections of its
+//!   own, as below; the async double write keeps serving meanwhile.
+//!
+//! ```
+//! # #[cfg(all(feature = "sqlite", feature = "async"))]
+//! # fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! # use diesel::connection::SimpleConnection;
+//! # use diesel::prelude::*;
+//! use diesel_rw::migrate::{verify::Verify, Backfill};
+//!
+//! # let dir = std::env::temp_dir().join(format!("diesel-rw-async-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! # let (src, dst) = (dir.join("src.db"), dir.join("dst.db"));
+//! # for path in [&src, &dst] {
+//! #     let _ = std::fs::remove_file(path);
+//! #     SqliteConnection::establish(path.to_str().unwrap())?
+//! #         .batch_execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")?;
+//! # }
+//! # SqliteConnection::establish(src.to_str().unwrap())?
+//! #     .batch_execute("INSERT INTO t VALUES (1, 'a'), (2, 'b')")?;
+//! let (src, dst) = (src.to_str().unwrap().to_owned(), dst.to_str().unwrap().to_owned());
+//! let runtime = tokio::runtime::Runtime::new()?;
+//! let report = runtime.block_on(async move {
+//!     // In an async service: the blocking work on the blocking pool.
+//!     tokio::task::spawn_blocking(move || -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+//!         let mut s = SqliteConnection::establish(&src)?;
+//!         let mut d = SqliteConnection::establish(&dst)?;
+//!         Backfill::new("t").run(&mut s, &mut d)?;
+//!         Ok(Verify::new("t").run(&mut s, &mut d)?)
+//!     })
+//!     .await
+//! })??;
+//! assert!(report.is_clean() && report.rows_compared == 2);
+//! # Ok(()) }
+//! # #[cfg(not(all(feature = "sqlite", feature = "async")))] fn main() {}
+//! ```
 //! - [`MigrateConnection`]: the connection trait, for diesel's `PgConnection`,
 //!   `MysqlConnection` and `SqliteConnection` (features `postgres`, `mysql`, `sqlite`).
 //!

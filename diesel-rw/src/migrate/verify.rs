@@ -1,8 +1,10 @@
 //! Verify: prove that the source and the destination hold the same rows, with the servers doing
 //! the work.
 //!
-//! [`Verify`] walks a table in primary-key chunks (boundaries read on the authoritative
-//! side). For each chunk both servers compute a checksum of the chunk's rows: the row count and
+//! [`Verify`] walks a table in primary-key chunks: for a one-column integer key, ranges of key
+//! values whose width adapts to hold about [`Verify::chunk_rows`] rows (no query reads a
+//! boundary); for any other key, every `chunk_rows`-th key read on the authoritative side. For
+//! each chunk both servers compute a checksum of the chunk's rows: the row count and
 //! the XOR of a 64-bit hash of each row's values
 //! ([`canonical`]: values compared by value, not by driver formatting). Only a
 //! chunk whose checksums differ is narrowed down: split in parts whose checksums the servers
@@ -260,7 +262,8 @@ impl Verify {
         self
     }
 
-    /// Rows per chunk (at least 1): what crosses the network for a chunk that differs.
+    /// Rows per chunk (at least 1; default 10,000; about that many for a one-column integer
+    /// key, chunked by value): what is narrowed down when a chunk differs.
     pub fn chunk_rows(mut self, rows: u64) -> Verify {
         self.chunk_rows = rows.max(1);
         self
@@ -792,6 +795,52 @@ impl Plan {
             .transpose()
     }
 
+    /// The key column when it is one integer column (chunks by value: [`Run::full_by_value`]).
+    fn integer_key(&self) -> Option<&Column> {
+        let keys: Vec<&Column> = self.source.table.key_columns().collect();
+        match keys.as_slice() {
+            [k] if k.kind == super::table::ColumnKind::Integer => Some(k),
+            _ => None,
+        }
+    }
+
+    /// The smallest and largest key on `side` (of an [`integer_key`](Self::integer_key));
+    /// `None`: no row.
+    fn key_span<C: MigrateConnection>(
+        &self,
+        conn: &mut C,
+        side: Side,
+    ) -> Result<Option<(i128, i128)>> {
+        let sp = self.side(side);
+        let k = self
+            .dialect
+            .quote(&sp.table.key_columns().next().expect("a key").name);
+        let parts = [format!("min({k})"), format!("max({k})")].map(|e| self.dialect.to_text(&e));
+        let sql = format!(
+            "SELECT {} AS value FROM {}",
+            self.dialect.json_array(&parts),
+            sp.table.sql_name
+        );
+        let Some(text) = conn.query_texts(&sql, &[])?.into_iter().flatten().next() else {
+            return Ok(None);
+        };
+        let bad = || Error::InvalidState(format!("verify: unreadable key span `{text}`"));
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|_| bad())?;
+        let num = |i: usize| -> Result<Option<i128>> {
+            match v.get(i) {
+                Some(serde_json::Value::String(s)) => Ok(Some(s.parse().map_err(|_| bad())?)),
+                Some(serde_json::Value::Number(n)) => {
+                    Ok(Some(n.to_string().parse().map_err(|_| bad())?))
+                }
+                _ => Ok(None),
+            }
+        };
+        Ok(match (num(0)?, num(1)?) {
+            (Some(a), Some(b)) => Some((a, b)),
+            _ => None,
+        })
+    }
+
     /// The chunk checksum of the rows of `range` on `side`: `(rows, xor)`.
     fn checksum<C: MigrateConnection>(
         &self,
@@ -1039,6 +1088,9 @@ impl Run<'_> {
     }
 
     fn full<C: MigrateConnection>(&mut self, conns: &mut Conns<'_, C>) -> Result<()> {
+        if self.plan.integer_key().is_some() {
+            return self.full_by_value(conns);
+        }
         let auth = self.auth();
         let plan = self.plan;
         let mut after: Option<Key> = None;
@@ -1099,6 +1151,89 @@ impl Run<'_> {
                 _ => return Ok(()),
             }
         }
+    }
+
+    /// [`full`](Self::full) for a one-column integer key: chunks by key value, not by row count,
+    /// so that no query reads chunk boundaries (an index walk of every key, one query per
+    /// chunk). The width starts at [`Verify::chunk_rows`] keys and adapts after each batch of
+    /// [`BOUNDARY_BATCH`] chunks to the rows they held (sparse keys: wider; at most 8 times
+    /// wider a batch). The first chunk starts below the smallest key, the last one is
+    /// open-ended: the follower's rows outside the authoritative side's keys are in them.
+    fn full_by_value<C: MigrateConnection>(&mut self, conns: &mut Conns<'_, C>) -> Result<()> {
+        let auth = self.auth();
+        let plan = self.plan;
+        let Some((min, max)) = plan.key_span(conns.get(auth), auth)? else {
+            // No row on the authoritative side: one range, the follower's rows if any.
+            return self.compare_ranges(conns, &[KeyRange::all()]).map(|_| ());
+        };
+        let target = self.verify.chunk_rows as i128;
+        let mut width = target.max(1);
+        // The upper end of the last range checked; the first range has no lower end.
+        let mut upper: Option<i128> = None;
+        loop {
+            let mut ranges = Vec::with_capacity(BOUNDARY_BATCH);
+            let mut last = false;
+            let mut next = upper.unwrap_or(min - 1);
+            while ranges.len() < BOUNDARY_BATCH {
+                let after = upper.map(|u| Key::new(vec![u.to_string()]));
+                next += width;
+                if next >= max {
+                    ranges.push(KeyRange { after, upto: None });
+                    last = true;
+                    break;
+                }
+                ranges.push(KeyRange {
+                    after,
+                    upto: Some(Key::new(vec![next.to_string()])),
+                });
+                upper = Some(next);
+            }
+            let rows = self.compare_ranges(conns, &ranges)?;
+            if last {
+                return Ok(());
+            }
+            // Adapt the width to the rows per chunk seen (both sides' larger count).
+            let per_chunk = (rows as i128 / ranges.len() as i128).max(1);
+            width = (width * target / per_chunk).clamp(1, width.saturating_mul(8));
+        }
+    }
+
+    /// Checksums `ranges` on both sides at once and narrows down the ones that differ (as
+    /// [`full`](Self::full) does with its chunks); returns the rows they held.
+    fn compare_ranges<C: MigrateConnection>(
+        &mut self,
+        conns: &mut Conns<'_, C>,
+        ranges: &[KeyRange],
+    ) -> Result<u64> {
+        let auth = self.auth();
+        let plan = self.plan;
+        let (a, f) = on_both(conns, auth, |c, side| {
+            ranges
+                .iter()
+                .map(|r| plan.checksum(c, side, r))
+                .collect::<Result<Vec<_>>>()
+        })?;
+        let mut rows = 0;
+        for ((range, a), f) in ranges.iter().zip(a).zip(f) {
+            self.report.chunks += 1;
+            rows += a.0.max(f.0);
+            if a == f {
+                self.report.rows_compared += a.0;
+                continue;
+            }
+            self.report.chunks_differing += 1;
+            tracing::debug!(
+                target: "diesel_rw::migrate",
+                table = %self.report.table,
+                after = ?range.after.as_ref().map(|k| k.to_string()),
+                upto = ?range.upto.as_ref().map(|k| k.to_string()),
+                authoritative_rows = a.0,
+                follower_rows = f.0,
+                "verify: chunk differs, narrowing down"
+            );
+            self.narrow(conns, range, a.0.max(f.0))?;
+        }
+        Ok(rows)
     }
 
     /// Narrows a range whose checksums differ down to rows: a range of up to
