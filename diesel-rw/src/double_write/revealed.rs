@@ -33,9 +33,10 @@ pub(crate) enum BindValue {
     Other,
 }
 
-/// What a written statement shows beyond its SQL text: its bind values and the rows it
-/// returned (see the [module docs](self)). Empty when not collected (a statement given as
-/// text, or run through the async connection).
+/// What a written statement shows beyond its SQL text: its bind values (as diesel renders
+/// them) and the rows it returned (of a `RETURNING` load);
+/// [`statement_keys`](super::statement_keys) says which keys are found in them. Empty when not
+/// collected (a statement given as text, or run through the async connection).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Revealed {
     /// The bind values in placeholder order; `None`: not collected.
