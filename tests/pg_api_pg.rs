@@ -1071,3 +1071,84 @@ fn listen_runs_on_the_primary_and_its_notifications_arrive_there() {
     assert!(refused.to_string().contains("recovery"), "{refused}");
     conn.batch_execute("UNLISTEN *").unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// The double write over two clusters
+
+#[test]
+fn dw_over_clusters_read_only_runs_on_the_read_sides_replica_and_read_write_on_both_primaries() {
+    let Some(bed) = bed("pgapi_dw_cluster") else {
+        return;
+    };
+    let Some(dest_replica) = common::pg::dest_replica() else {
+        return;
+    };
+    wait_replayed(&bed.dest, &dest_replica);
+    let cluster = |primary: &str, replica: &str| {
+        RwPool::<PgConnection>::builder()
+            .primary(primary)
+            .replica(replica)
+            .build()
+            .unwrap()
+    };
+    let pool = DoubleWrite::<diesel_rw::RwConnection<PgConnection>>::builder()
+        .source_cluster(cluster(&bed.primary, &bed.replica))
+        .destination_cluster(cluster(&bed.dest, &dest_replica))
+        .pattern(PatternSwitch::new(Pattern::DstFirst))
+        .strict(true)
+        .build()
+        .unwrap();
+    let dest_replica_port = port_of(&dest_replica);
+    let mut conn = pool.get().unwrap();
+    let (served, recovery) = conn
+        .build_transaction()
+        .read_only()
+        .run(|c| Ok::<_, diesel::result::Error>((port(c), in_recovery(c)?)))
+        .unwrap();
+    assert_eq!(
+        served, dest_replica_port,
+        "DstFirst reads the destination's replica"
+    );
+    assert!(recovery);
+
+    let tag = bed.tag.clone();
+    let (ports, isolation) = conn
+        .build_transaction()
+        .serializable()
+        .run(|c| {
+            diesel::insert_into(pgapi_rows::table)
+                .values(&rows(&tag, 1..3, "cluster"))
+                .execute(c)?;
+            let mut ports = Vec::new();
+            for side in [Side::Destination, Side::Source] {
+                ports.push(c.with_side(side, port).unwrap());
+            }
+            Ok::<_, diesel::result::Error>((ports, setting(c, "transaction_isolation")?))
+        })
+        .unwrap();
+    assert_eq!(
+        ports,
+        vec![port_of(&bed.dest), port_of(&bed.primary)],
+        "each side's primary"
+    );
+    assert_eq!(isolation, "serializable");
+    assert_eq!(rows_at(&bed.dest, &bed.tag).len(), 2);
+    assert_eq!(rows_at(&bed.primary, &bed.tag).len(), 2);
+
+    // COPY TO on the read side, through that side's routing (its replica once replayed).
+    wait_replayed(&bed.dest, &dest_replica);
+    let mut fresh = pool.get().unwrap();
+    let tag = bed.tag.clone();
+    let (recovery, seen) = fresh
+        .with_copy_to(|pg| {
+            let recovery = in_recovery(pg)?;
+            let seen = diesel::copy_to(pgapi_rows::table)
+                .load::<Row, _>(pg)?
+                .filter(|r| r.as_ref().map_or(true, |r| r.tag == tag))
+                .count();
+            Ok((recovery, seen))
+        })
+        .unwrap();
+    assert!(recovery, "the destination's replica");
+    assert_eq!(seen, 2);
+}
