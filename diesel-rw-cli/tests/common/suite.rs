@@ -360,6 +360,38 @@ macro_rules! cli_suite {
                 "{out}"
             );
             assert_eq!(parts(&cli(&bed, &["-m", t, "journal"])).0, 0);
+            // A config file instead of flags and the environment; unknown keys refused.
+            let dir = std::env::temp_dir().join(format!("diesel-rw-cli-config-{}-{:?}", std::process::id(), D));
+            std::fs::create_dir_all(&dir).unwrap();
+            let config = dir.join("migration.toml");
+            std::fs::write(
+                &config,
+                format!("source = {:?}\ndestination = {:?}\nmigration = {t:?}\ntables = [{t:?}]\nheartbeat_limit_secs = 30\n", bed.src, bed.dst),
+            )
+            .unwrap();
+            let o = std::process::Command::new(env!("CARGO_BIN_EXE_diesel-rw"))
+                .args(["migrate", "--config", config.to_str().unwrap(), "--json", "status"])
+                .env_remove("DATABASE_URL")
+                .env_remove("DESTINATION_DATABASE_URL")
+                .env_remove("DIESEL_RW_MIGRATION")
+                .output()
+                .unwrap();
+            let st = json(&o);
+            assert_eq!((st["migration"].as_str(), st["heartbeat_limit_secs"].as_u64()), (Some(t), Some(30)), "{st}");
+            // The destination comes from the file too: verify needs it.
+            let o = std::process::Command::new(env!("CARGO_BIN_EXE_diesel-rw"))
+                .args(["migrate", "--config", config.to_str().unwrap(), "verify"])
+                .env_remove("DATABASE_URL")
+                .env_remove("DESTINATION_DATABASE_URL")
+                .env_remove("DIESEL_RW_MIGRATION")
+                .output()
+                .unwrap();
+            assert_eq!(parts(&o).0, 0, "{:?}", parts(&o));
+            std::fs::write(&config, "source = \"x\"\nsourec = \"typo\"\n").unwrap();
+            let (c, _, err) = parts(&cli(&bed, &["--config", config.to_str().unwrap(), "-m", t, "status"]));
+            assert_eq!(c, 2);
+            assert!(err.contains("sourec"), "{err}");
+            let _ = std::fs::remove_dir_all(&dir);
             // A password is never printed, in any error.
             if D != Dialect::Sqlite {
                 let url = if D == Dialect::Postgres {
