@@ -375,3 +375,66 @@ mod batched {
         }
     }
 }
+
+/// The async double write's journal entries have their keys from the binds too.
+#[cfg(feature = "async")]
+mod async_journal {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    use diesel_async::{AsyncPgConnection, RunQueryDsl};
+    use std::sync::Arc;
+
+    use diesel_rw::double_write::{AsyncDoubleWrite, EntryKind, Pattern, TableJournal};
+
+    use crate::mj::{journal_table, keys_since, plain_table};
+
+    diesel::table! {
+        mig2_j_async (id) {
+            id -> BigInt,
+            v -> Nullable<Text>,
+        }
+    }
+
+    /// DSL writes through `AsyncDoubleWrite<AsyncPgConnection>`, refused by the destination (a
+    /// check constraint there only): each entry has the keys of its binds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn async_journal_entries_of_dsl_statements_have_their_keys() {
+        let Some(mut t) = crate::mv::tables::<crate::Pg>("j_async") else {
+            return;
+        };
+        plain_table(&mut t, 10);
+        journal_table(&mut t);
+        t.dst
+            .batch_execute(
+                "ALTER TABLE mig2_j_async ADD CONSTRAINT mig2_j_async_v CHECK (v <> 'x')",
+            )
+            .unwrap();
+        let journal = Arc::new(TableJournal::<PgConnection>::new(t.src_url.clone()).unwrap());
+        let pool = AsyncDoubleWrite::<AsyncPgConnection>::builder()
+            .source(&t.src_url)
+            .destination(&t.dst_url)
+            .pattern(Pattern::SrcFirst)
+            .journal(journal)
+            .max_size(1)
+            .build()
+            .unwrap();
+        let mut c = pool.get().await.unwrap();
+        diesel::insert_into(mig2_j_async::table)
+            .values(&vec![
+                (mig2_j_async::id.eq(11i64), mig2_j_async::v.eq("x")),
+                (mig2_j_async::id.eq(12i64), mig2_j_async::v.eq("x")),
+            ])
+            .execute(&mut c)
+            .await
+            .unwrap();
+        diesel::update(mig2_j_async::table.filter(mig2_j_async::id.eq_any([3i64, 4])))
+            .set(mig2_j_async::v.eq("x"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        drop(c);
+        let got = keys_since(&t, 0, EntryKind::WriteFailed);
+        let want = |k: &[&str]| Some(k.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(got, vec![want(&["11", "12"]), want(&["3", "4"])]);
+    }
+}

@@ -22,6 +22,7 @@ use super::context::DoubleWriteContext;
 use super::core::{differ_counts, differ_rows, same, DwCore, SideEnv};
 use super::health::{HealthReport, SideHealth};
 use super::pattern::{Pattern, Side};
+use super::revealed::{Eager, Revealed};
 use super::shared_query::AsyncDoubleWriteBackend;
 use super::switch::PatternSwitch;
 use crate::classify::StatementKind;
@@ -315,15 +316,19 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
     async fn run<O: SideOp<C>>(
         &mut self,
         kind: StatementKind,
-        sql: String,
+        (sql, revealed): (String, Revealed),
         op: &O,
         differ: fn(Side, Side, &O::Output, &O::Output) -> Option<String>,
     ) -> QueryResult<O::Output> {
+        let stmt = Eager {
+            sql: &sql,
+            revealed: &revealed,
+        };
         let plan = self.core.plan(kind)?;
         let value = match self.run_on(plan.first, op).await {
             Ok(value) => value,
             Err(error) if kind.is_write() => {
-                return Err(self.core.first_failed(&plan, &|| sql.clone(), error))
+                return Err(self.core.first_failed(&plan, &stmt, error))
             }
             Err(error) => return Err(error),
         };
@@ -335,7 +340,7 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
             None => None,
         };
         self.core
-            .finish_write(&plan, &|| sql.clone(), &value, other, differ)?;
+            .finish_write(&plan, &stmt, &value, other, differ)?;
         Ok(value)
     }
 
@@ -343,9 +348,13 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
     async fn load_shared<'conn>(
         &'conn mut self,
         kind: StatementKind,
-        sql: String,
+        (sql, revealed): (String, Revealed),
         query: Shared<C>,
     ) -> QueryResult<DoubleWriteStream<'conn, C>> {
+        let stmt = Eager {
+            sql: &sql,
+            revealed: &revealed,
+        };
         let plan = self.core.plan(kind)?;
         let AsyncDoubleWriteConnection { core, sides } = self;
         let (first, other) = split(sides, plan.first);
@@ -353,7 +362,7 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
             // One side: its stream, as it comes.
             if kind.is_write() && plan.pattern.is_double() {
                 // Inside a transaction whose second side failed: remembered for the journal.
-                core.finish_write(&plan, &|| sql.clone(), &(), None, same)?;
+                core.finish_write(&plan, &stmt, &(), None, same)?;
             }
             run_on(&core.env(), first, plan.first, &Connect).await?;
             let stream = load_side(&core.env(), first, plan.first, query).await?;
@@ -364,15 +373,10 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
         run_on(&core.env(), first, plan.first, &Connect).await?;
         let (rows, images) = load_all(&core.env(), first, plan.first, query.clone())
             .await
-            .map_err(|error| core.first_failed(&plan, &|| sql.clone(), error))?;
+            .map_err(|error| core.first_failed(&plan, &stmt, error))?;
         let second_rows = run_on(&core.env(), other, second, &Drain::<C>(query)).await;
-        core.finish_write(
-            &plan,
-            &|| sql.clone(),
-            &images,
-            Some(second_rows),
-            differ_rows,
-        )?;
+        // Its binds only: the async connection's buffered rows are not read for keys.
+        core.finish_write(&plan, &stmt, &images, Some(second_rows), differ_rows)?;
         Ok(DoubleWriteStream::buffered(rows))
     }
 }
@@ -576,7 +580,7 @@ impl<C: AsyncDoubleWritable> SimpleAsyncConnection for AsyncDoubleWriteConnectio
     async fn batch_execute(&mut self, query: &str) -> QueryResult<()> {
         self.run(
             self.core.ctx.classify_sql::<C::Backend>(query),
-            query.to_owned(),
+            (query.to_owned(), Revealed::none()),
             &Batch(query),
             same,
         )
@@ -599,10 +603,15 @@ impl<C: AsyncDoubleWritable> AsyncConnectionCore for AsyncDoubleWriteConnection<
         let query = source.as_query();
         // `INSERT ... RETURNING` arrives here: the classification makes it a write.
         let kind = self.core.ctx.classify_query::<C::Backend, T::Query>(&query);
+        // Rendered now (the statement is not kept across an `.await`), with its binds for
+        // the journal's keys, for a write that may be journaled.
         let sql = if kind.is_write() && self.core.pattern().is_double() {
-            render::<C::Backend, T::Query>(&query)
+            (
+                render::<C::Backend, T::Query>(&query),
+                Revealed::of_query::<C::Backend, T::Query>(&query),
+            )
         } else {
-            String::new()
+            (String::new(), Revealed::none())
         };
         match <C::Backend as AsyncDoubleWriteBackend>::share(&query) {
             Ok(shared) => Box::pin(self.load_shared(kind, sql, shared)),
@@ -619,9 +628,12 @@ impl<C: AsyncDoubleWritable> AsyncConnectionCore for AsyncDoubleWriteConnection<
     {
         let kind = self.core.ctx.classify_query::<C::Backend, T>(&source);
         let sql = if kind.is_write() && self.core.pattern().is_double() {
-            render::<C::Backend, T>(&source)
+            (
+                render::<C::Backend, T>(&source),
+                Revealed::of_query::<C::Backend, T>(&source),
+            )
         } else {
-            String::new()
+            (String::new(), Revealed::none())
         };
         let shared = match <C::Backend as AsyncDoubleWriteBackend>::share(&source) {
             Ok(shared) => shared,

@@ -191,6 +191,23 @@ where
     }
 }
 
+/// A statement rendered before it ran (the async connection renders it before its first
+/// `.await`): its text and what it revealed.
+pub(crate) struct Eager<'q> {
+    pub(crate) sql: &'q str,
+    pub(crate) revealed: &'q Revealed,
+}
+
+impl Rendered for Eager<'_> {
+    fn sql(&self) -> String {
+        self.sql.to_owned()
+    }
+
+    fn revealed(&self) -> Revealed {
+        self.revealed.clone()
+    }
+}
+
 /// Parses diesel's debug list of binds (`[7, "a", Some(3), [1, 2]]`); `None` if it is not one.
 fn parse_list(text: &str) -> Option<Vec<BindValue>> {
     let mut p = Parser {

@@ -26,10 +26,10 @@
 //! its rows exactly by the rows it returned, generated keys and upserts included (PostgreSQL
 //! and SQLite; diesel's MySQL backend has no `RETURNING`).
 //!
-//! Not extracted: binds of other types (floats, dates, bytes, custom types), binds of the async
-//! double-write connection (its entries have the SQL text only), keys written as expressions
-//! (`now()`, `nextval(...)`, casts), generated keys without `RETURNING` (an `INSERT` without
-//! the key column), `INSERT ... SELECT`, and statements under `WITH`.
+//! Not extracted: binds of other types (floats, dates, bytes, custom types), the `RETURNING`
+//! rows of the async double-write connection (its entries have the binds), keys written as
+//! expressions (`now()`, `nextval(...)`, casts), generated keys without `RETURNING` (an
+//! `INSERT` without the key column), `INSERT ... SELECT`, and statements under `WITH`.
 
 use super::revealed::{BindValue, Revealed};
 use crate::migrate::Key;
