@@ -239,6 +239,10 @@ where
                 crate::url::redact(&e.to_string())
             ))
         })?;
+        if C::DIALECT == crate::migrate::Dialect::Sqlite {
+            // The instances write their heartbeats to the same file.
+            src.batch_execute("PRAGMA busy_timeout = 30000")?;
+        }
         f(&admin, &mut src)
     })
     .await;

@@ -34,6 +34,8 @@
 //! let _ = std::fs::remove_file(&path);
 //! let url = path.to_str().unwrap();
 //! let mut ops = SqliteConnection::establish(url)?;
+//! // SQLite: wait for the instance's heartbeats to the same file.
+//! diesel::connection::SimpleConnection::batch_execute(&mut ops, "PRAGMA busy_timeout = 30000")?;
 //!
 //! // The operator starts the migration; an instance starts in its stored phase.
 //! let fleet = Fleet::new("orders_move");
