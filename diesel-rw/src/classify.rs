@@ -219,18 +219,23 @@ pub const WRITE_FUNCTIONS: &[&str] = &[
     "pg_copy_physical_replication_slot",
     "pg_create_logical_replication_slot", // PostgreSQL replication slots and origins
     "pg_create_physical_replication_slot",
-    "pg_create_restore_point",   // PostgreSQL: writes WAL
-    "pg_current_wal_insert_lsn", // PostgreSQL: primary-only WAL positions
+    "pg_create_restore_point",  // PostgreSQL: writes WAL
+    "pg_current_wal_flush_lsn", // PostgreSQL: primary-only WAL positions
+    "pg_current_wal_insert_lsn",
     "pg_current_wal_lsn",
-    "pg_current_xact_id",              // PostgreSQL: assigns a transaction id
-    "pg_current_xlog_insert_location", // PostgreSQL < 10 names of the WAL functions
+    "pg_current_xact_id",             // PostgreSQL: assigns a transaction id
+    "pg_current_xlog_flush_location", // PostgreSQL < 10 names of the WAL functions
+    "pg_current_xlog_insert_location",
     "pg_current_xlog_location",
     "pg_drop_replication_slot",
     "pg_import_system_collations", // PostgreSQL: writes the catalog
     "pg_logical_emit_message",     // PostgreSQL: writes WAL
     "pg_logical_slot_get_binary_changes", // PostgreSQL: consume a slot
     "pg_logical_slot_get_changes",
-    "pg_notify", // PostgreSQL: NOTIFY
+    "pg_logical_slot_peek_binary_changes", // PostgreSQL < 16: a standby cannot decode
+    "pg_logical_slot_peek_changes",
+    "pg_nextoid", // PostgreSQL: assigns an OID (a standby refuses it)
+    "pg_notify",  // PostgreSQL: NOTIFY
     "pg_replication_origin_advance",
     "pg_replication_origin_create",
     "pg_replication_origin_drop",
@@ -245,6 +250,8 @@ pub const WRITE_FUNCTIONS: &[&str] = &[
     "pg_try_advisory_lock_shared",
     "pg_try_advisory_xact_lock",
     "pg_try_advisory_xact_lock_shared",
+    "pg_walfile_name", // PostgreSQL: a standby refuses it
+    "pg_walfile_name_offset",
     "release_all_locks", // MySQL
     "release_lock",      // MySQL
     "row_count",         // MySQL: session state
