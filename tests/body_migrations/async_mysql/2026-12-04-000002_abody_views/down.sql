@@ -1,0 +1,1 @@
+ALTER TABLE abody_posts DROP COLUMN views;

@@ -1,0 +1,2 @@
+DROP TABLE abody_posts;
+DROP TABLE abody_users;
