@@ -13,7 +13,7 @@ mod diesel_body_async;
 mod flavor {
     use diesel::connection::SimpleConnection;
     use diesel::prelude::{
-        Connection, ExpressionMethods, MysqlConnection, QueryDsl, QueryResult, SelectableHelper,
+        Connection, ExpressionMethods, MysqlConnection, QueryDsl, SelectableHelper,
     };
     use diesel_async::RunQueryDsl;
     use diesel_migrations::{embed_migrations, EmbeddedMigrations};
@@ -87,19 +87,6 @@ mod flavor {
         })
         .await
         .unwrap()
-    }
-
-    /// What `save_changes` runs on MySQL: the UPDATE, then the row read back by its id.
-    pub async fn update_and_fetch_by_hand<C: BodyConnection>(
-        conn: &mut C,
-        user: &User,
-    ) -> QueryResult<User> {
-        diesel::update(user).set(user).execute(conn).await?;
-        abody_users::table
-            .find(user.id)
-            .select(User::as_select())
-            .first(conn)
-            .await
     }
 
     /// Waits until the replica has applied every write (GTID); its URL.

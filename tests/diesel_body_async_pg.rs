@@ -12,9 +12,7 @@ mod diesel_body_async;
 
 mod flavor {
     use diesel::connection::SimpleConnection;
-    use diesel::prelude::{
-        Connection, ExpressionMethods, PgConnection, QueryResult, SelectableHelper,
-    };
+    use diesel::prelude::{Connection, ExpressionMethods, PgConnection, SelectableHelper};
     use diesel_async::RunQueryDsl;
     use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
@@ -75,18 +73,6 @@ mod flavor {
             .get_result(conn)
             .await
             .unwrap()
-    }
-
-    /// What `save_changes` runs on PostgreSQL: `UPDATE ... SET ... WHERE id = $1 RETURNING *`.
-    pub async fn update_and_fetch_by_hand<C: BodyConnection>(
-        conn: &mut C,
-        user: &User,
-    ) -> QueryResult<User> {
-        diesel::update(user)
-            .set(user)
-            .returning(User::as_returning())
-            .get_result(conn)
-            .await
     }
 
     /// Waits until the standby has replayed every write; its URL.

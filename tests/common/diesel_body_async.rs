@@ -13,15 +13,9 @@
 //! from the source (`SrcFirst`) and once from the destination (`DstFirst`), each time asserting
 //! the side that answered; then each side is read directly.
 //!
-//! One difference from the sync body: `AsyncDoubleWriteConnection` does not implement
-//! diesel-async's `UpdateAndFetchResults`, so `save_changes` does not compile on it (the sync
-//! `DoubleWriteConnection` and `AsyncRwConnection` implement it). The body calls `save_changes`
-//! through [`BodyConnection::save_user`]: on the double write that is the same UPDATE and read
-//! back written out by hand (`flavor::update_and_fetch_by_hand`).
-//!
 //! Each test file gives a module `flavor` with what differs per backend: `DB`, `Conn`, the
 //! embedded migrations, `reset(url)` (drops this suite's tables and its migration rows), the
-//! upsert, the `RETURNING` insert, the update-and-fetch by hand, the `sql_query` text, the
+//! upsert, the `RETURNING` insert, the `sql_query` text, the
 //! identity query `SERVED_BY`, the URLs and `replicate`. The tables are `abody_users` and
 //! `abody_posts` (not the sync suite's, which may run at the same time in another process); the
 //! runs of a process are serialized by a lock, each starts from `reset`.
@@ -197,16 +191,12 @@ macro_rules! diesel_body_async_suite {
             }
         }
 
-        /// `AsyncDoubleWriteConnection` has no `UpdateAndFetchResults` impl: `save_changes`
-        /// does not compile on it (E0277, "the trait bound
-        /// `AsyncDoubleWriteConnection<..>: UpdateAndFetchResults<&User, _>` is not
-        /// satisfied"); the same statements, written by hand.
         impl BodyConnection for AsyncDoubleWriteConnection<Conn> {
             fn save_user<'a>(
                 &'a mut self,
                 user: &'a User,
             ) -> impl Future<Output = QueryResult<User>> + Send + 'a {
-                flavor::update_and_fetch_by_hand(self, user)
+                user.save_changes(self)
             }
         }
 

@@ -6,12 +6,15 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use diesel::associations::HasTable;
 use diesel::connection::{CacheSize, Instrumentation, TransactionManagerStatus};
 use diesel::query_builder::{AsQuery, QueryFragment, QueryId};
 use diesel::result::{ConnectionError, ConnectionResult, QueryResult};
+use diesel::Identifiable;
 use diesel_async::pooled_connection::PoolableConnection;
 use diesel_async::{
     AsyncConnection, AsyncConnectionCore, SimpleAsyncConnection, TransactionManager,
+    UpdateAndFetchResults,
 };
 use futures_util::{Stream, StreamExt};
 
@@ -151,6 +154,21 @@ impl<C: AsyncDoubleWritable> SideOp<C> for Ping {
     type Output = ();
     fn run<'a>(&'a self, conn: &'a mut C) -> BoxFuture<'a, QueryResult<()>> {
         Box::pin(conn.batch_execute("SELECT 1"))
+    }
+}
+
+/// `update_and_fetch` (`save_changes`).
+struct SaveChanges<Changes, Output>(Changes, std::marker::PhantomData<fn() -> Output>);
+
+impl<C, Changes, Output> SideOp<C> for SaveChanges<Changes, Output>
+where
+    C: AsyncDoubleWritable + UpdateAndFetchResults<Changes, Output>,
+    Changes: Identifiable + HasTable + Copy + Send + Sync,
+    Output: Send,
+{
+    type Output = Output;
+    fn run<'a>(&'a self, conn: &'a mut C) -> BoxFuture<'a, QueryResult<Output>> {
+        conn.update_and_fetch(self.0)
     }
 }
 
@@ -692,6 +710,36 @@ impl<C: AsyncDoubleWritable> AsyncConnection for AsyncDoubleWriteConnection<C> {
         for conn in self.sides.iter_mut().filter_map(|s| s.conn.as_mut()) {
             conn.set_prepared_statement_cache_size(size);
         }
+    }
+}
+
+/// `save_changes` is a write: on the first side, then the second; the first side's result is
+/// returned (the two results are not compared), as on the sync
+/// [`DoubleWriteConnection`](super::DoubleWriteConnection).
+impl<Changes, Output, C> UpdateAndFetchResults<Changes, Output> for AsyncDoubleWriteConnection<C>
+where
+    C: AsyncDoubleWritable + UpdateAndFetchResults<Changes, Output>,
+    Changes: Identifiable + HasTable + Copy + Send + Sync,
+    Output: Send,
+{
+    fn update_and_fetch<'conn, 'changes>(
+        &'conn mut self,
+        changeset: Changes,
+    ) -> BoxFuture<'changes, QueryResult<Output>>
+    where
+        Changes: 'changes,
+        'conn: 'changes,
+        Self: 'changes,
+    {
+        Box::pin(async move {
+            self.run(
+                StatementKind::Write,
+                ("<save_changes>".into(), Revealed::none()),
+                &SaveChanges(changeset, std::marker::PhantomData),
+                same,
+            )
+            .await
+        })
     }
 }
 
