@@ -11,7 +11,11 @@
 use diesel::query_builder::{Query, QueryFragment, QueryId};
 use diesel::result::QueryResult;
 
+use crate::double_write::type_oids::TypeOids;
 use crate::double_write::AsyncDoubleWriteBackend;
+
+/// A boxed, `Send` future.
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// A backend whose statements can be collected into owned SQL text and binds: every
 /// [`AsyncDoubleWriteBackend`], whose renderer this shares.
@@ -23,19 +27,34 @@ pub trait Collect: AsyncDoubleWriteBackend + Default + Sized {
     /// Renders `query`'s SQL and collects its binds.
     #[doc(hidden)]
     fn collect<T: QueryFragment<Self> + ?Sized>(query: &T) -> QueryResult<Self::Owned>;
+
+    /// Looks up the OIDs of the PostgreSQL user-defined types `query` binds on `conn` (see
+    /// [`AsyncDoubleWriteBackend::resolve`]); `None` when there is nothing to look up.
+    #[doc(hidden)]
+    fn resolve<'a, C>(
+        query: &'a Self::Owned,
+        conn: &'a mut C,
+        cache: &'a TypeOids,
+    ) -> Option<BoxFuture<'a, QueryResult<()>>>
+    where
+        C: diesel_async::AsyncConnection<Backend = Self> + Send;
 }
 
 impl<DB: AsyncDoubleWriteBackend + Default> Collect for DB {
     type Owned = DB::Shared;
 
     fn collect<T: QueryFragment<Self> + ?Sized>(query: &T) -> QueryResult<Self::Owned> {
-        DB::render(query)?.map_err(|name| {
-            diesel::result::Error::QueryBuilderError(Box::new(crate::Error::InvalidState(format!(
-                "this statement binds a value of the PostgreSQL type `{name}`, whose OID \
-                     is looked up on a connection, and it is the first statement of this \
-                     AsyncRwConnection on its node: run it inside a transaction, or after \
-                     another statement routed to the same node"
-            ))))
-        })
+        DB::share(query)
+    }
+
+    fn resolve<'a, C>(
+        query: &'a Self::Owned,
+        conn: &'a mut C,
+        cache: &'a TypeOids,
+    ) -> Option<BoxFuture<'a, QueryResult<()>>>
+    where
+        C: diesel_async::AsyncConnection<Backend = Self> + Send,
+    {
+        <DB as AsyncDoubleWriteBackend>::resolve(query, conn, cache)
     }
 }

@@ -25,6 +25,7 @@ use crate::backend::RwBackend;
 use crate::classify::StatementKind;
 use crate::config::Config;
 use crate::consistency::{Position, WriteToken};
+use crate::double_write::type_oids::TypeOids;
 use crate::error::Error;
 use crate::health::InFlight;
 use crate::instrument::{Forward, Leased, Own};
@@ -79,6 +80,9 @@ pub struct AsyncRwConnection<C: AsyncPoolable> {
     /// This connection's own instrumentation; the node connections forward to it if set.
     instrumentation: Own,
     cache_size: Option<CacheSize>,
+    /// The OIDs of the PostgreSQL user-defined types that this connection's collected
+    /// statements bind (the nodes of a cluster share them), looked up at their first use.
+    type_oids: Arc<TypeOids>,
 }
 
 /// A held replica connection, counted as in flight while held.
@@ -135,6 +139,7 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
             last_route: None,
             instrumentation: Own::Unasked,
             cache_size: None,
+            type_oids: Arc::default(),
         }
     }
 
@@ -503,6 +508,26 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
         self.state.sticky.adopt(token);
     }
 
+    /// Looks up, on `node`'s connection (held), the OIDs of the PostgreSQL user-defined types
+    /// a collected statement binds, unless known (see
+    /// [`type_oids`](crate::double_write::type_oids)), within the read deadline.
+    async fn resolve_types(
+        &mut self,
+        node: Node,
+        query: &<C::Backend as Collect>::Owned,
+    ) -> QueryResult<()> {
+        let (cluster, oids) = (self.cluster.clone(), self.type_oids.clone());
+        let result = {
+            let conn = self.node_conn(node);
+            let lookup = <C::Backend as Collect>::resolve(query, conn, &oids);
+            match lookup {
+                None => return Ok(()),
+                Some(lookup) => within(&cluster.core, node, StatementKind::Read, lookup).await,
+            }
+        };
+        result.map_err(|e| self.statement_failed(node, StatementKind::Read, e).error)
+    }
+
     /// Runs a read through `execute` (outside a transaction): routed, and if it fails on a
     /// replica with a connection error, run once more on another node, as on the sync
     /// connection.
@@ -512,6 +537,7 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
         query: <C::Backend as Collect>::Owned,
     ) -> QueryResult<usize> {
         let node = self.route(kind, String::new).await?;
+        self.resolve_types(node, &query).await?;
         let core = self.cluster.clone();
         let result = within(
             &core.core,
@@ -554,8 +580,11 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
         };
         let (this, parked) = Parked::new(self);
         let again = query.clone();
+        let to_resolve = query.clone();
         let route: BoxFuture<'conn, QueryResult<(Node, &'conn mut C)>> = Box::pin(async move {
             let node = this.route(kind, String::new).await?;
+            // The OIDs are the cluster's: a run on another node uses them as they are.
+            this.resolve_types(node, &to_resolve).await?;
             Ok((node, this.node_conn(node)))
         });
         Routed::routing(
@@ -735,9 +764,11 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
             Ok(Routing::Wait(pending)) => match <C::Backend as Collect>::collect(&query) {
                 Err(e) => Routed::failed(e),
                 Ok(owned) => {
+                    let to_resolve = owned.clone();
                     let route: BoxFuture<'conn, QueryResult<(Node, &'conn mut C)>> =
                         Box::pin(async move {
                             let node = self.route_wait(pending).await?;
+                            self.resolve_types(node, &to_resolve).await?;
                             Ok((node, self.node_conn(node)))
                         });
                     Routed::routing(
@@ -831,9 +862,8 @@ impl<C: AsyncPoolable> AsyncConnectionCore for AsyncRwConnection<C> {
         // `INSERT ... RETURNING` arrives here: the classification makes it a write.
         let query = source.as_query();
         // A read outside a transaction may be run again if its replica's connection fails
-        // (as on the sync connection): collected up front, shared by both attempts. A
-        // statement that cannot be collected without a connection (a PostgreSQL custom type)
-        // is not retried.
+        // (as on the sync connection): collected up front, shared by both attempts (the OIDs
+        // of the PostgreSQL user-defined types it binds looked up on the first node).
         let kind = self
             .cluster
             .core
@@ -865,9 +895,8 @@ impl<C: AsyncPoolable> AsyncConnectionCore for AsyncRwConnection<C> {
         T: QueryFragment<Self::Backend> + QueryId + 'query,
     {
         // A read outside a transaction may be run again if its replica's connection fails
-        // (as on the sync connection): collected up front, shared by both attempts. A
-        // statement that cannot be collected without a connection (a PostgreSQL custom type)
-        // is not retried.
+        // (as on the sync connection): collected up front, shared by both attempts (the OIDs
+        // of the PostgreSQL user-defined types it binds looked up on the first node).
         let kind = self.cluster.core.classify_query::<C::Backend, T>(&source);
         if <C::Backend as RwBackend>::CONNECTIONS_CAN_BREAK
             && kind.is_read()

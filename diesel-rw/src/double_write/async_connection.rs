@@ -28,6 +28,7 @@ use super::pattern::{Pattern, Side};
 use super::revealed::{Eager, Revealed};
 use super::shared_query::AsyncDoubleWriteBackend;
 use super::switch::PatternSwitch;
+use super::type_oids::TypeOids;
 use crate::classify::StatementKind;
 use crate::error::Error;
 
@@ -100,8 +101,12 @@ pub(super) trait SideOp<C: AsyncDoubleWritable>: Send + Sync {
     /// What the operation gives.
     type Output: Send;
 
-    /// Runs it once on `conn`.
-    fn run<'a>(&'a self, conn: &'a mut C) -> BoxFuture<'a, QueryResult<Self::Output>>;
+    /// Runs it once on `conn`, whose server's type OIDs `oids` keeps.
+    fn run<'a>(
+        &'a self,
+        conn: &'a mut C,
+        oids: &'a TypeOids,
+    ) -> BoxFuture<'a, QueryResult<Self::Output>>;
 }
 
 /// Nothing: makes sure the side is connected.
@@ -109,7 +114,7 @@ pub(super) struct Connect;
 
 impl<C: AsyncDoubleWritable> SideOp<C> for Connect {
     type Output = ();
-    fn run<'a>(&'a self, _: &'a mut C) -> BoxFuture<'a, QueryResult<()>> {
+    fn run<'a>(&'a self, _: &'a mut C, _: &'a TypeOids) -> BoxFuture<'a, QueryResult<()>> {
         Box::pin(std::future::ready(Ok(())))
     }
 }
@@ -119,7 +124,7 @@ struct Batch<'q>(&'q str);
 
 impl<C: AsyncDoubleWritable> SideOp<C> for Batch<'_> {
     type Output = ();
-    fn run<'a>(&'a self, conn: &'a mut C) -> BoxFuture<'a, QueryResult<()>> {
+    fn run<'a>(&'a self, conn: &'a mut C, _: &'a TypeOids) -> BoxFuture<'a, QueryResult<()>> {
         Box::pin(conn.batch_execute(self.0))
     }
 }
@@ -129,11 +134,13 @@ struct Execute<C: AsyncDoubleWritable>(Shared<C>);
 
 impl<C: AsyncDoubleWritable> SideOp<C> for Execute<C> {
     type Output = usize;
-    fn run<'a>(&'a self, conn: &'a mut C) -> BoxFuture<'a, QueryResult<usize>> {
-        Box::pin(AsyncConnectionCore::execute_returning_count(
-            conn,
-            self.0.clone(),
-        ))
+    fn run<'a>(&'a self, conn: &'a mut C, oids: &'a TypeOids) -> BoxFuture<'a, QueryResult<usize>> {
+        Box::pin(async move {
+            let query = resolved::<C>(&self.0, conn, oids).await?;
+            let result = AsyncConnectionCore::execute_returning_count(conn, query).await;
+            forget_on_error::<C, _>(&self.0, oids, &result);
+            result
+        })
     }
 }
 
@@ -142,8 +149,17 @@ struct Drain<C: AsyncDoubleWritable>(Shared<C>);
 
 impl<C: AsyncDoubleWritable> SideOp<C> for Drain<C> {
     type Output = Vec<RowImage>;
-    fn run<'a>(&'a self, conn: &'a mut C) -> BoxFuture<'a, QueryResult<Vec<RowImage>>> {
-        Box::pin(drain_images(conn, self.0.clone()))
+    fn run<'a>(
+        &'a self,
+        conn: &'a mut C,
+        oids: &'a TypeOids,
+    ) -> BoxFuture<'a, QueryResult<Vec<RowImage>>> {
+        Box::pin(async move {
+            let query = resolved::<C>(&self.0, conn, oids).await?;
+            let result = drain_images(conn, query).await;
+            forget_on_error::<C, _>(&self.0, oids, &result);
+            result
+        })
     }
 }
 
@@ -152,8 +168,35 @@ struct Ping;
 
 impl<C: AsyncDoubleWritable> SideOp<C> for Ping {
     type Output = ();
-    fn run<'a>(&'a self, conn: &'a mut C) -> BoxFuture<'a, QueryResult<()>> {
+    fn run<'a>(&'a self, conn: &'a mut C, _: &'a TypeOids) -> BoxFuture<'a, QueryResult<()>> {
         Box::pin(conn.batch_execute("SELECT 1"))
+    }
+}
+
+/// A copy of `query` for `conn`'s server, with the OIDs of the PostgreSQL user-defined types it
+/// binds looked up there (or in `oids`); the sides of a double write are independent servers,
+/// whose OIDs differ.
+async fn resolved<C: AsyncDoubleWritable>(
+    query: &Shared<C>,
+    conn: &mut C,
+    oids: &TypeOids,
+) -> QueryResult<Shared<C>> {
+    let query = <C::Backend as AsyncDoubleWriteBackend>::fresh(query);
+    if let Some(lookup) = <C::Backend as AsyncDoubleWriteBackend>::resolve(&query, conn, oids) {
+        lookup.await?;
+    }
+    Ok(query)
+}
+
+/// After a failed statement, forgets the OIDs of its user-defined types (one may have been
+/// dropped and made again).
+fn forget_on_error<C: AsyncDoubleWritable, T>(
+    query: &Shared<C>,
+    oids: &TypeOids,
+    result: &QueryResult<T>,
+) {
+    if result.is_err() {
+        <C::Backend as AsyncDoubleWriteBackend>::forget(query, oids);
     }
 }
 
@@ -167,7 +210,7 @@ where
     Output: Send,
 {
     type Output = Output;
-    fn run<'a>(&'a self, conn: &'a mut C) -> BoxFuture<'a, QueryResult<Output>> {
+    fn run<'a>(&'a self, conn: &'a mut C, _: &'a TypeOids) -> BoxFuture<'a, QueryResult<Output>> {
         conn.update_and_fetch(self.0)
     }
 }
@@ -181,8 +224,8 @@ where
 ///
 /// - each statement is rendered once, before its first `.await`, into SQL text and bind values
 ///   (a [`SharedQuery`](super::SharedQuery)), which run on each side and again on a retry; on
-///   PostgreSQL a statement that binds a value of a user-defined type is refused (its OID is
-///   looked up per server);
+///   PostgreSQL the OIDs of the user-defined types it binds (enums, domains) are looked up on
+///   each side, whose OIDs differ, once per type and side for the pool;
 /// - a write through `load` reads the first side's whole stream (buffered: a `RETURNING`
 ///   result is as large as the rows written) before the second side runs it, then the caller
 ///   gets the first side's rows;
@@ -280,7 +323,7 @@ impl<C: AsyncDoubleWritable> AsyncDoubleWriteConnection<C> {
         let start = Instant::now();
         let result = match self.ensure(side).await {
             Ok(()) => Ping
-                .run(self.side_conn(side))
+                .run(self.side_conn(side), &TypeOids::default())
                 .await
                 .map_err(Error::from_diesel),
             Err(e) => Err(e),
@@ -455,7 +498,7 @@ async fn step<C: AsyncDoubleWritable, O: SideOp<C>>(
 ) -> QueryResult<O::Output> {
     let start = Instant::now();
     let result = match slot.conn.as_mut() {
-        Some(conn) => op.run(conn).await,
+        Some(conn) => op.run(conn, env.ctx.type_oids(side)).await,
         None => Err(Error::InvalidState(format!("the {side} is not connected")).into()),
     };
     count(env.ctx, side, start, &mut slot.lost, &result);
@@ -506,7 +549,15 @@ async fn load_side<'conn, C: AsyncDoubleWritable>(
     let conn = conn
         .as_mut()
         .expect("diesel-rw: the side's connection is open (ensured)");
-    let result = AsyncConnectionCore::load(conn, query).await;
+    let oids = env.ctx.type_oids(side);
+    let result = match resolved::<C>(&query, conn, oids).await {
+        Ok(query) => {
+            let result = AsyncConnectionCore::load(conn, query.clone()).await;
+            forget_on_error::<C, _>(&query, oids, &result);
+            result
+        }
+        Err(e) => Err(e),
+    };
     count(env.ctx, side, start, lost, &result);
     result
 }
@@ -524,8 +575,12 @@ async fn load_all<'conn, C: AsyncDoubleWritable>(
     let conn = conn
         .as_mut()
         .expect("diesel-rw: the side's connection is open (ensured)");
+    let oids = env.ctx.type_oids(side);
     let rows = async {
-        let stream = AsyncConnectionCore::load(conn, query).await?;
+        let query = resolved::<C>(&query, conn, oids).await?;
+        let stream = AsyncConnectionCore::load(conn, query.clone()).await;
+        forget_on_error::<C, _>(&query, oids, &stream);
+        let stream = stream?;
         let mut stream = std::pin::pin!(stream);
         let (mut rows, mut images) = (C::Buffer::default(), Vec::new());
         while let Some(row) = stream.next().await {

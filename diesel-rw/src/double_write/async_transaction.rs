@@ -14,6 +14,7 @@ use super::async_connection::{AsyncDoubleWritable, AsyncDoubleWriteConnection, B
 use super::core::DwCore;
 use super::pattern::Side;
 use super::transaction::{begin, commit, copy_status, rollback, BeginHook, TxOp, TxSides};
+use super::type_oids::TypeOids;
 
 /// The transaction manager of [`AsyncDoubleWriteConnection`]: the outermost `BEGIN` reads the
 /// pattern and keeps it for the whole transaction; it begins on the first side, then on the
@@ -55,7 +56,7 @@ struct Step(TxOp);
 
 impl<C: AsyncDoubleWritable> SideOp<C> for Step {
     type Output = ();
-    fn run<'a>(&'a self, conn: &'a mut C) -> BoxFuture<'a, QueryResult<()>> {
+    fn run<'a>(&'a self, conn: &'a mut C, _: &'a TypeOids) -> BoxFuture<'a, QueryResult<()>> {
         match &self.0 {
             TxOp::Begin(true) => Box::pin(conn.begin_test_transaction()),
             TxOp::Begin(false) => Box::pin(Inner::<C>::begin_transaction(conn)),
@@ -74,7 +75,11 @@ struct TextQuery(String);
 
 impl<C: AsyncDoubleWritable> SideOp<C> for TextQuery {
     type Output = Option<String>;
-    fn run<'a>(&'a self, conn: &'a mut C) -> BoxFuture<'a, QueryResult<Option<String>>> {
+    fn run<'a>(
+        &'a self,
+        conn: &'a mut C,
+        _: &'a TypeOids,
+    ) -> BoxFuture<'a, QueryResult<Option<String>>> {
         Box::pin(super::commit_status::query_async(conn, &self.0))
     }
 }

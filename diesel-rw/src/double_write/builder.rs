@@ -256,6 +256,8 @@ impl<P> DoubleWriteBuilder<P> {
             on_connect: self.on_connect,
             connector,
             functions: WritingFunctions::new(&self.writing_functions),
+            #[cfg(feature = "async")]
+            type_oids: Default::default(),
         });
         let settings = PoolSettings {
             max_size: self.max_size,

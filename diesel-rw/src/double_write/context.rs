@@ -45,6 +45,9 @@ pub(crate) struct ContextInner {
     pub(crate) connector: Option<Arc<dyn Any + Send + Sync>>,
     /// The application's functions whose call is a write (double-written).
     pub(crate) functions: WritingFunctions,
+    /// The OIDs of the PostgreSQL user-defined types looked up on each side (async).
+    #[cfg(feature = "async")]
+    pub(crate) type_oids: [super::type_oids::TypeOids; 2],
 }
 
 /// Opens a side's connection from that side's cluster (sync).
@@ -91,6 +94,8 @@ impl DoubleWriteContext {
             on_connect: None,
             connector: None,
             functions: WritingFunctions::default(),
+            #[cfg(feature = "async")]
+            type_oids: Default::default(),
         })
     }
 
@@ -164,6 +169,12 @@ impl DoubleWriteContext {
             .connector
             .as_ref()
             .and_then(|c| c.downcast_ref::<Connector<C>>())
+    }
+
+    /// The OIDs of the PostgreSQL user-defined types looked up on `side`.
+    #[cfg(feature = "async")]
+    pub(crate) fn type_oids(&self, side: Side) -> &super::type_oids::TypeOids {
+        &self.inner.type_oids[side.index()]
     }
 
     #[cfg(feature = "async")]

@@ -104,6 +104,8 @@ pub mod statement_keys;
 mod switch;
 mod table_journal;
 mod transaction;
+#[cfg(feature = "async")]
+pub(crate) mod type_oids;
 
 #[cfg(feature = "async")]
 pub use async_connection::{AsyncDoubleWritable, AsyncDoubleWriteConnection, DoubleWriteStream};

@@ -6,6 +6,10 @@
 //! [`AsyncDoubleWriteConnection`](super::AsyncDoubleWriteConnection) runs a statement on two
 //! connections, one after the other, and again when it retries: it renders the statement once,
 //! before its first `.await`, into a `SharedQuery` whose copies share the bind values.
+//!
+//! A PostgreSQL statement that binds a user-defined type is rendered with stand-in OIDs, which
+//! the connection that runs it replaces first ([`AsyncDoubleWriteBackend::resolve`], see
+//! [`type_oids`](super::type_oids)).
 
 use std::sync::Arc;
 
@@ -17,6 +21,10 @@ use diesel::result::QueryResult;
 use diesel::sql_types::Untyped;
 
 use super::backend::DoubleWriteBackend;
+use super::type_oids::{Pending, TypeOids};
+
+/// A boxed, `Send` future.
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// A rendered statement: SQL text and collected bind values, cheap to clone.
 #[derive(Debug)]
@@ -24,6 +32,9 @@ pub struct SharedQuery<MD> {
     sql: Arc<str>,
     safe_to_cache: bool,
     binds: Arc<MD>,
+    /// The user-defined types whose OIDs the binds hold stand-ins for (PostgreSQL), and the
+    /// binds with the real ones once resolved; shared by the clones.
+    pending: Option<Arc<Pending<MD>>>,
 }
 
 impl<MD> Clone for SharedQuery<MD> {
@@ -32,7 +43,24 @@ impl<MD> Clone for SharedQuery<MD> {
             sql: self.sql.clone(),
             safe_to_cache: self.safe_to_cache,
             binds: self.binds.clone(),
+            pending: self.pending.clone(),
         }
+    }
+}
+
+impl<MD> SharedQuery<MD> {
+    /// A copy whose user-defined types are resolved apart from this one's (for a server whose
+    /// OIDs may differ).
+    pub(crate) fn fresh(&self) -> Self {
+        SharedQuery {
+            pending: self.pending.as_ref().map(|p| Arc::new(p.fresh())),
+            ..self.clone()
+        }
+    }
+
+    /// Its user-defined types, if it binds any.
+    pub(crate) fn pending(&self) -> Option<&Pending<MD>> {
+        self.pending.as_deref()
     }
 }
 
@@ -46,7 +74,17 @@ where
             pass.unsafe_to_cache_prepared();
         }
         pass.push_sql(&self.sql);
-        pass.push_bind_collector_data::<MD>(&self.binds)
+        let binds = match &self.pending {
+            None => &*self.binds,
+            Some(pending) => pending.resolved.get().ok_or_else(|| {
+                diesel::result::Error::QueryBuilderError(
+                    "diesel-rw: a statement that binds a user-defined PostgreSQL type ran \
+                     before its OIDs were looked up"
+                        .into(),
+                )
+            })?,
+        };
+        pass.push_bind_collector_data::<MD>(binds)
     }
 }
 
@@ -67,28 +105,41 @@ pub trait AsyncDoubleWriteBackend: DoubleWriteBackend + DieselReserveSpecializat
     #[doc(hidden)]
     type Shared: Query + QueryFragment<Self> + QueryId + Clone + Send + Sync + 'static;
 
-    /// Renders `query`'s SQL and collects its binds; `Ok(Err(name))` when it binds a value of
-    /// the user-defined (PostgreSQL) type `name`, whose OID only a connection can look up.
+    /// Renders `query`'s SQL and collects its binds (a PostgreSQL user-defined type with a
+    /// stand-in OID, resolved by [`resolve`](Self::resolve)).
     #[doc(hidden)]
-    fn render<T: QueryFragment<Self> + ?Sized>(
-        query: &T,
-    ) -> QueryResult<Result<Self::Shared, String>>;
+    fn share<T: QueryFragment<Self> + ?Sized>(query: &T) -> QueryResult<Self::Shared>;
 
-    /// Renders `query` for both sides of a double write.
+    /// A copy of `query` to resolve apart from it, on a server whose type OIDs may differ.
     #[doc(hidden)]
-    fn share<T: QueryFragment<Self> + ?Sized>(query: &T) -> QueryResult<Self::Shared> {
-        Self::render(query)?.map_err(|name| {
-            diesel::result::Error::QueryBuilderError(Box::new(crate::Error::InvalidState(format!(
-                "this statement binds a value of the PostgreSQL type `{name}`, whose OID is \
-                     looked up on a connection, and may differ between the source and the \
-                     destination: an AsyncDoubleWriteConnection runs statements with built-in \
-                     types only; bind the value as text and cast it in SQL"
-            ))))
-        })
+    fn fresh(query: &Self::Shared) -> Self::Shared {
+        query.clone()
+    }
+
+    /// Looks up on `conn` (or in `cache`) the OIDs of the user-defined types `query` binds,
+    /// if it binds any not resolved yet; `None` when there is nothing to do.
+    #[doc(hidden)]
+    fn resolve<'a, C>(
+        query: &'a Self::Shared,
+        conn: &'a mut C,
+        cache: &'a TypeOids,
+    ) -> Option<BoxFuture<'a, QueryResult<()>>>
+    where
+        C: diesel_async::AsyncConnection<Backend = Self> + Send,
+    {
+        let _ = (query, conn, cache);
+        None
+    }
+
+    /// Forgets the looked-up OIDs of `query`'s types after it failed.
+    #[doc(hidden)]
+    fn forget(query: &Self::Shared, cache: &TypeOids) {
+        let _ = (query, cache);
     }
 }
 
 /// Renders `query` with `lookup` as the backend's type metadata lookup.
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 fn share_with<DB, MD, T>(query: &T, lookup: &mut DB::MetadataLookup) -> QueryResult<SharedQuery<MD>>
 where
     DB: Backend + Default,
@@ -106,6 +157,7 @@ where
         sql: query_builder.finish().into(),
         safe_to_cache,
         binds: Arc::new(binds.moveable()),
+        pending: None,
     })
 }
 
@@ -115,10 +167,8 @@ impl AsyncDoubleWriteBackend for diesel::sqlite::Sqlite {
         <<Self as Backend>::BindCollector<'static> as MoveableBindCollector<Self>>::BindData,
     >;
 
-    fn render<T: QueryFragment<Self> + ?Sized>(
-        query: &T,
-    ) -> QueryResult<Result<Self::Shared, String>> {
-        share_with::<Self, _, T>(query, &mut ()).map(Ok)
+    fn share<T: QueryFragment<Self> + ?Sized>(query: &T) -> QueryResult<Self::Shared> {
+        share_with::<Self, _, T>(query, &mut ())
     }
 }
 
@@ -126,10 +176,8 @@ impl AsyncDoubleWriteBackend for diesel::sqlite::Sqlite {
 impl AsyncDoubleWriteBackend for diesel::mysql::Mysql {
     type Shared = SharedQuery<diesel::query_builder::bind_collector::RawBytesBindCollector<Self>>;
 
-    fn render<T: QueryFragment<Self> + ?Sized>(
-        query: &T,
-    ) -> QueryResult<Result<Self::Shared, String>> {
-        share_with::<Self, _, T>(query, &mut ()).map(Ok)
+    fn share<T: QueryFragment<Self> + ?Sized>(query: &T) -> QueryResult<Self::Shared> {
+        share_with::<Self, _, T>(query, &mut ())
     }
 }
 
@@ -137,43 +185,45 @@ impl AsyncDoubleWriteBackend for diesel::mysql::Mysql {
 impl AsyncDoubleWriteBackend for diesel::pg::Pg {
     type Shared = SharedQuery<diesel::query_builder::bind_collector::RawBytesBindCollector<Self>>;
 
-    fn render<T: QueryFragment<Self> + ?Sized>(
-        query: &T,
-    ) -> QueryResult<Result<Self::Shared, String>> {
-        let mut lookup = pg::NoLookup::default();
-        let shared = share_with::<Self, _, T>(query, &mut lookup)?;
-        Ok(match lookup.missing {
-            None => Ok(shared),
-            Some(name) => Err(name),
+    fn share<T: QueryFragment<Self> + ?Sized>(query: &T) -> QueryResult<Self::Shared> {
+        let backend = diesel::pg::Pg;
+        let mut query_builder = <Self as Backend>::QueryBuilder::default();
+        query.to_sql(&mut query_builder, &backend)?;
+        let safe_to_cache = query.is_safe_to_cache_prepared(&backend)?;
+        let (binds, pending) = super::type_oids::render(query)?;
+        Ok(SharedQuery {
+            sql: query_builder.finish().into(),
+            safe_to_cache,
+            binds: Arc::new(binds),
+            pending: pending.map(Arc::new),
         })
     }
-}
 
-#[cfg(feature = "postgres")]
-mod pg {
-    use diesel::pg::{
-        FailedToLookupTypeError, PgMetadataCacheKey, PgMetadataLookup, PgTypeMetadata,
-    };
-
-    /// A metadata lookup without a connection: built-in types never reach it; a user-defined
-    /// type does, and is recorded as missing.
-    #[derive(Default)]
-    pub(super) struct NoLookup {
-        pub(super) missing: Option<String>,
+    fn fresh(query: &Self::Shared) -> Self::Shared {
+        query.fresh()
     }
 
-    impl PgMetadataLookup for NoLookup {
-        fn lookup_type(&mut self, type_name: &str, schema: Option<&str>) -> PgTypeMetadata {
-            let name = match schema {
-                Some(schema) => format!("{schema}.{type_name}"),
-                None => type_name.to_owned(),
-            };
-            self.missing.get_or_insert(name);
-            let key = PgMetadataCacheKey::new(
-                schema.map(|s| s.to_owned().into()),
-                type_name.to_owned().into(),
-            );
-            PgTypeMetadata::from_result(Err(FailedToLookupTypeError::new(key)))
+    fn resolve<'a, C>(
+        query: &'a Self::Shared,
+        conn: &'a mut C,
+        cache: &'a TypeOids,
+    ) -> Option<BoxFuture<'a, QueryResult<()>>>
+    where
+        C: diesel_async::AsyncConnection<Backend = Self> + Send,
+    {
+        let pending = query.pending()?;
+        if pending.resolved.get().is_some() {
+            return None;
         }
+        Some(Box::pin(super::type_oids::resolve(
+            &query.binds,
+            pending,
+            conn,
+            cache,
+        )))
+    }
+
+    fn forget(query: &Self::Shared, cache: &TypeOids) {
+        cache.forget(query.pending());
     }
 }
