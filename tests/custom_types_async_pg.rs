@@ -103,7 +103,11 @@ fn mood_oid(url: &str) -> i64 {
     diesel::RunQueryDsl::get_result(query, &mut PgConnection::establish(url).unwrap()).unwrap()
 }
 
+/// One `bed` at a time: the first one may make the destination's type again.
+static BED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn bed(tag: &str) -> Option<PgBed> {
+    let _one = BED.lock().unwrap_or_else(|e| e.into_inner());
     let urls = [primary_url(), replica_url(), dest_url()];
     for url in &urls {
         if let Err(e) = PgConnection::establish(url) {
@@ -121,8 +125,9 @@ fn bed(tag: &str) -> Option<PgBed> {
         conn.batch_execute(&format!("DELETE FROM ctypes_people WHERE tag = '{tag}'"))
             .unwrap();
     }
-    // The destination's type gets an OID of its own (independent servers may agree by
-    // chance): types are made there until they differ.
+    // The destination's type gets an OID of its own (two servers set up alike may agree):
+    // made again there, after a type made and dropped, until they differ. Under `BED`, so at
+    // most the first test's bed does it, before any test uses the table.
     let mut guard = 0;
     while mood_oid(&primary) == mood_oid(&dest) {
         guard += 1;
