@@ -28,6 +28,10 @@ pub trait Collect: AsyncDoubleWriteBackend + Default + Sized {
     #[doc(hidden)]
     fn collect<T: QueryFragment<Self> + ?Sized>(query: &T) -> QueryResult<Self::Owned>;
 
+    /// Whether `query` binds PostgreSQL user-defined types not looked up yet.
+    #[doc(hidden)]
+    fn needs_lookup(query: &Self::Owned) -> bool;
+
     /// Looks up the OIDs of the PostgreSQL user-defined types `query` binds on `conn` (see
     /// [`AsyncDoubleWriteBackend::resolve`]); `None` when there is nothing to look up.
     #[doc(hidden)]
@@ -45,6 +49,10 @@ impl<DB: AsyncDoubleWriteBackend + Default> Collect for DB {
 
     fn collect<T: QueryFragment<Self> + ?Sized>(query: &T) -> QueryResult<Self::Owned> {
         DB::share(query)
+    }
+
+    fn needs_lookup(query: &Self::Owned) -> bool {
+        <DB as AsyncDoubleWriteBackend>::needs_lookup(query)
     }
 
     fn resolve<'a, C>(

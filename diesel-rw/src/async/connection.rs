@@ -81,8 +81,9 @@ pub struct AsyncRwConnection<C: AsyncPoolable> {
     instrumentation: Own,
     cache_size: Option<CacheSize>,
     /// The OIDs of the PostgreSQL user-defined types that this connection's collected
-    /// statements bind (the nodes of a cluster share them), looked up at their first use.
-    type_oids: Arc<TypeOids>,
+    /// statements bind (the nodes of a cluster share them), looked up at their first use;
+    /// made then.
+    type_oids: Option<Arc<TypeOids>>,
 }
 
 /// A held replica connection, counted as in flight while held.
@@ -139,7 +140,7 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
             last_route: None,
             instrumentation: Own::Unasked,
             cache_size: None,
-            type_oids: Arc::default(),
+            type_oids: None,
         }
     }
 
@@ -510,13 +511,15 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
 
     /// Looks up, on `node`'s connection (held), the OIDs of the PostgreSQL user-defined types
     /// a collected statement binds, unless known (see
-    /// [`type_oids`](crate::double_write::type_oids)), within the read deadline.
+    /// [`type_oids`](crate::double_write::type_oids)), within the read deadline. Called only
+    /// for a statement that [needs it](Collect::needs_lookup).
     async fn resolve_types(
         &mut self,
         node: Node,
         query: &<C::Backend as Collect>::Owned,
     ) -> QueryResult<()> {
-        let (cluster, oids) = (self.cluster.clone(), self.type_oids.clone());
+        let oids = self.type_oids.get_or_insert_with(Arc::default).clone();
+        let cluster = self.cluster.clone();
         let result = {
             let conn = self.node_conn(node);
             let lookup = <C::Backend as Collect>::resolve(query, conn, &oids);
@@ -537,7 +540,9 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
         query: <C::Backend as Collect>::Owned,
     ) -> QueryResult<usize> {
         let node = self.route(kind, String::new).await?;
-        self.resolve_types(node, &query).await?;
+        if <C::Backend as Collect>::needs_lookup(&query) {
+            self.resolve_types(node, &query).await?;
+        }
         let core = self.cluster.clone();
         let result = within(
             &core.core,
@@ -580,11 +585,13 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
         };
         let (this, parked) = Parked::new(self);
         let again = query.clone();
-        let to_resolve = query.clone();
+        let to_resolve = <C::Backend as Collect>::needs_lookup(&query).then(|| query.clone());
         let route: BoxFuture<'conn, QueryResult<(Node, &'conn mut C)>> = Box::pin(async move {
             let node = this.route(kind, String::new).await?;
             // The OIDs are the cluster's: a run on another node uses them as they are.
-            this.resolve_types(node, &to_resolve).await?;
+            if let Some(query) = &to_resolve {
+                this.resolve_types(node, query).await?;
+            }
             Ok((node, this.node_conn(node)))
         });
         Routed::routing(
@@ -764,11 +771,14 @@ impl<C: AsyncPoolable> AsyncRwConnection<C> {
             Ok(Routing::Wait(pending)) => match <C::Backend as Collect>::collect(&query) {
                 Err(e) => Routed::failed(e),
                 Ok(owned) => {
-                    let to_resolve = owned.clone();
+                    let to_resolve =
+                        <C::Backend as Collect>::needs_lookup(&owned).then(|| owned.clone());
                     let route: BoxFuture<'conn, QueryResult<(Node, &'conn mut C)>> =
                         Box::pin(async move {
                             let node = self.route_wait(pending).await?;
-                            self.resolve_types(node, &to_resolve).await?;
+                            if let Some(query) = &to_resolve {
+                                self.resolve_types(node, query).await?;
+                            }
                             Ok((node, self.node_conn(node)))
                         });
                     Routed::routing(

@@ -116,6 +116,14 @@ pub trait AsyncDoubleWriteBackend: DoubleWriteBackend + DieselReserveSpecializat
         query.clone()
     }
 
+    /// Whether `query` binds user-defined types whose OIDs are not looked up yet (a check
+    /// without a clone, for the paths that resolve only when needed).
+    #[doc(hidden)]
+    fn needs_lookup(query: &Self::Shared) -> bool {
+        let _ = query;
+        false
+    }
+
     /// Looks up on `conn` (or in `cache`) the OIDs of the user-defined types `query` binds,
     /// if it binds any not resolved yet; `None` when there is nothing to do.
     #[doc(hidden)]
@@ -201,6 +209,10 @@ impl AsyncDoubleWriteBackend for diesel::pg::Pg {
 
     fn fresh(query: &Self::Shared) -> Self::Shared {
         query.fresh()
+    }
+
+    fn needs_lookup(query: &Self::Shared) -> bool {
+        query.pending().is_some_and(|p| p.resolved.get().is_none())
     }
 
     fn resolve<'a, C>(
